@@ -1,0 +1,49 @@
+# Thin targets; the logic lives in the package. `make serve` and `make test` install what they need.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.installed
+APT_PKGS := libusb-1.0-0 libegl1 libgl1-mesa-dri libegl-mesa0 g++
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps serve test test-slow lint typecheck check clean
+
+system-deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(MAKE) system-deps
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[train,triton,dev]"
+	$(PIP) check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	.venv/bin/crosspoint serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: install
+	.venv/bin/mypy crosspoint export server clients
+
+check: lint typecheck test
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Exporting CrossPoint checkpoints to ONNX, TorchScript and a Triton model repository."""
