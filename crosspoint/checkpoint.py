@@ -20,7 +20,12 @@ import numpy as np
 
 FORMAT = "crosspoint/1"
 METADATA_KEY = "crosspoint"
-DEFAULT_PREPROCESS = {"num_points": 1024, "up_axis": "y", "normalization": "unit_sphere", "sampling": "surface+fps"}
+DEFAULT_PREPROCESS = {
+    "num_points": 1024,
+    "up_axis": "y",
+    "normalization": "unit_sphere",
+    "sampling": "surface+fps",
+}
 
 
 class CheckpointError(ValueError):
@@ -106,7 +111,7 @@ def load(path: str | os.PathLike[str], *, verify: bool = True, strict: bool = Tr
     if verify and weights_sha256(state) != document.get("weights_sha256"):
         raise CheckpointError(f"{path}: weights do not match the recorded sha256 (corrupt or edited file)")
     model = create_model(document["model"]["name"], **document["model"]["args"])
-    missing, unexpected = model.load_state_dict(state, strict=strict)
+    model.load_state_dict(state, strict=strict)
     model.eval()
     return Checkpoint(model=model, config=document, path=Path(path), state_dict=state)
 

@@ -21,11 +21,36 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(train_app, name="train", help="Pretrain CrossPoint, fit the class head, fine-tune part segmentation.")
+app.add_typer(
+    train_app, name="train", help="Pretrain CrossPoint, fit the class head, fine-tune part segmentation."
+)
 app.add_typer(eval_app, name="eval", help="Linear-SVM, few-shot and part-segmentation evaluation.")
 register_export_commands(app)
 register_server_commands(app)
 register_client_commands(app)
+
+
+@app.command("models")
+def list_models_command() -> None:
+    """List the registered networks with their parameter counts and default configs."""
+    import dataclasses
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from crosspoint.models import count_parameters, create_model, list_models
+
+    table = Table("model", "parameters", "without heads", "config")
+    for name in list_models():
+        model = create_model(name)
+        heads = sum(count_parameters(getattr(model, h)) for h in ("projection", "head") if hasattr(model, h))
+        table.add_row(
+            name,
+            f"{count_parameters(model):,}",
+            f"{count_parameters(model) - heads:,}",
+            str(dataclasses.asdict(model.config)),
+        )
+    Console().print(table)
 
 
 def main() -> None:

@@ -18,7 +18,9 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
     model.train()
     model(torch.randn(4, 64, 3))  # move BN running stats away from their init
     path = tmp_path / "ckpt.safetensors"
-    doc = checkpoint.save(path, model, {"class_names": [f"c{i}" for i in range(40)], "training": {"epochs": 1}})
+    doc = checkpoint.save(
+        path, model, {"class_names": [f"c{i}" for i in range(40)], "training": {"epochs": 1}}
+    )
     loaded = checkpoint.load(path)
     assert loaded.model_name == "dgcnn"
     assert loaded.model.config == model.config
@@ -40,8 +42,10 @@ def test_config_readable_without_torch_model(tmp_path: Path) -> None:
     checkpoint.save(path, model, {"preprocess": {"num_points": 2048, "up_axis": "z"}})
     doc = checkpoint.read_config(path)
     assert doc["format"] == checkpoint.FORMAT
-    assert doc["model"] == {"name": "pointnet", "args": {"emb_dims": 1024, "proj_dim": 256, "num_classes": 0,
-                                                         "head": "linear", "dropout": 0.5}}
+    assert doc["model"] == {
+        "name": "pointnet",
+        "args": {"emb_dims": 1024, "proj_dim": 256, "num_classes": 0, "head": "linear", "dropout": 0.5},
+    }
     assert doc["preprocess"]["num_points"] == 2048
     json.dumps(doc)  # the whole document is plain JSON
 

@@ -11,7 +11,9 @@ from torch import nn
 _REGISTRY: dict[str, tuple[Callable[[Any], nn.Module], type, dict[str, Any]]] = {}
 
 
-def register_model(name: str, config_cls: type, **defaults: Any) -> Callable[[type[nn.Module]], type[nn.Module]]:
+def register_model(
+    name: str, config_cls: type, **defaults: Any
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Register `cls(config)` under `name`; `defaults` override the config dataclass defaults."""
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:

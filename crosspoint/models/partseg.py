@@ -22,11 +22,15 @@ class PartSegConfig:
 
 
 def _conv2d(in_dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_dim, out_dim, 1, bias=False), nn.BatchNorm2d(out_dim), nn.LeakyReLU(0.2))
+    return nn.Sequential(
+        nn.Conv2d(in_dim, out_dim, 1, bias=False), nn.BatchNorm2d(out_dim), nn.LeakyReLU(0.2)
+    )
 
 
 def _conv1d(in_dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv1d(in_dim, out_dim, 1, bias=False), nn.BatchNorm1d(out_dim), nn.LeakyReLU(0.2))
+    return nn.Sequential(
+        nn.Conv1d(in_dim, out_dim, 1, bias=False), nn.BatchNorm1d(out_dim), nn.LeakyReLU(0.2)
+    )
 
 
 class TransformNet(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +22,9 @@ class PointNetConfig:
 
 
 def _pointwise(in_dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv1d(in_dim, out_dim, kernel_size=1, bias=False), nn.BatchNorm1d(out_dim), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv1d(in_dim, out_dim, kernel_size=1, bias=False), nn.BatchNorm1d(out_dim), nn.ReLU()
+    )
 
 
 @register_model("pointnet", PointNetConfig)
@@ -32,7 +35,7 @@ class PointNet(nn.Module):
         super().__init__()
         self.config = config
         widths = (3, 64, 64, 64, 128, config.emb_dims)
-        self.mlp = nn.Sequential(*(_pointwise(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)))
+        self.mlp = nn.Sequential(*(_pointwise(a, b) for a, b in itertools.pairwise(widths)))
         self.num_features = config.emb_dims
         self.projection = projection_head(config.emb_dims, config.emb_dims, config.proj_dim)
         self.head = class_head(config.head, config.emb_dims, config.num_classes, config.dropout)

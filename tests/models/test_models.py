@@ -126,7 +126,9 @@ def test_point_form_dgcnn_equals_edge_form_in_eval() -> None:
     edge.load_state_dict(point.state_dict())
     points = torch.randn(4, 512, 3)
     with torch.no_grad():
-        torch.testing.assert_close(point.forward_features(points), edge.forward_features(points), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            point.forward_features(points), edge.forward_features(points), atol=1e-5, rtol=1e-4
+        )
 
 
 def test_partseg_shapes_and_identity_transform_at_init() -> None:
