@@ -62,7 +62,7 @@ class ShimModel:
         raise NotImplementedError
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+        import triton_python_backend_utils as pb_utils  # only exists inside the Triton stub
 
         gathered: list[dict[str, np.ndarray]] = []
         bad: dict[int, str] = {}
@@ -76,11 +76,14 @@ class ShimModel:
                 arrays[name] = tensor.as_numpy()
             gathered.append(arrays)
         good = [i for i in range(len(requests)) if i not in bad]
-        results = dict(zip(good, run_grouped([gathered[i] for i in good], self._run, self.batched), strict=True))
+        results: dict[int, dict[str, np.ndarray] | Exception] = {i: ValueError(bad[i]) for i in bad}
+        results.update(
+            zip(good, run_grouped([gathered[i] for i in good], self._run, self.batched), strict=True)
+        )
 
         responses = []
         for index in range(len(requests)):
-            result = results.get(index, ValueError(bad.get(index, "not run")))
+            result = results[index]
             if isinstance(result, Exception):
                 error = pb_utils.TritonError(f"{type(result).__name__}: {result}")
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
@@ -97,7 +100,9 @@ class ShimModel:
         missing = set(self.output_types) - set(outputs)
         if missing:
             raise ValueError(f"model produced no {sorted(missing)}")
-        return {name: np.ascontiguousarray(outputs[name], dtype=kind) for name, kind in self.output_types.items()}
+        return {
+            name: np.ascontiguousarray(outputs[name], dtype=kind) for name, kind in self.output_types.items()
+        }
 
 
 def group_compatible(requests: Sequence[Arrays], batched: bool) -> list[list[int]]:
@@ -114,7 +119,9 @@ def group_compatible(requests: Sequence[Arrays], batched: bool) -> list[list[int
     return list(groups.values())
 
 
-def run_grouped(requests: Sequence[Arrays], run: RunFn, batched: bool) -> list[dict[str, np.ndarray] | Exception]:
+def run_grouped(
+    requests: Sequence[Arrays], run: RunFn, batched: bool
+) -> list[dict[str, np.ndarray] | Exception]:
     """Run `run` once per compatible group; one result (outputs or the exception) per request.
 
     An error in one group fails only the requests of that group.

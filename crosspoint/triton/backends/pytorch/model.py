@@ -31,7 +31,8 @@ class TritonPythonModel(ShimModel):
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            result = self.module(*[torch.from_numpy(inputs[name]) for name in self.input_order])
+            # torch.tensor copies: arrays from Triton can be read-only views of shared memory.
+            result = self.module(*[torch.tensor(inputs[name]) for name in self.input_order])
         values = [result] if isinstance(result, torch.Tensor) else list(result)
         if len(values) != len(self.output_order):
             raise ValueError(f"model returned {len(values)} tensors; config lists {len(self.output_order)}")

@@ -1,0 +1,1 @@
+"""Shim for Triton's `pytorch` backend; only `model.py` is copied into the backend directory."""
