@@ -48,7 +48,7 @@ def list_models_command() -> None:
             name,
             f"{count_parameters(model):,}",
             f"{count_parameters(model) - heads:,}",
-            str(dataclasses.asdict(model.config)),
+            str(dataclasses.asdict(model.config)),  # type: ignore[call-overload]
         )
     Console().print(table)
 
