@@ -1,0 +1,51 @@
+"""GET /v1/models: what is served, which versions exist, and the input settings of each model."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from server.api.deps import BackendDep
+from server.backends.base import MODEL_OUTPUTS, InferenceBackend, ServedModel
+from server.errors import ApiError
+from server.schemas import ErrorResponse, InputSettings, ModelCard, ModelsResponse
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+
+def model_card(backend: InferenceBackend, served: ServedModel) -> ModelCard:
+    info = served.info
+    normalization = info.metadata.get("normalization")
+    return ModelCard(
+        name=info.name,
+        version=info.version,
+        versions=backend.versions(info.name),
+        backend=backend.kind,
+        inputs=InputSettings(
+            num_points=info.num_points,
+            min_points=info.min_points,
+            max_points=info.max_points,
+            k=info.k,
+            up_axis=info.up_axis,
+            normalization=None if normalization is None else str(normalization),
+        ),
+        outputs=list(getattr(served, "outputs", MODEL_OUTPUTS[info.name])),
+        class_names=info.names("class_names") or None,
+        category_names=info.names("category_names") or None,
+        part_names=info.names("part_names") or None,
+        category_parts=info.category_parts or None,
+        checkpoint_sha256=info.checkpoint_sha256,
+    )
+
+
+@router.get("/models", response_model=ModelsResponse)
+async def list_models(backend: BackendDep) -> ModelsResponse:
+    """Every model being served, with its version, class/part names and input settings."""
+    return ModelsResponse(models=[model_card(backend, served) for served in backend.served()])
+
+
+@router.get("/models/{name}", response_model=ModelCard, responses={404: {"model": ErrorResponse}})
+async def get_model(name: str, backend: BackendDep) -> ModelCard:
+    """One model's card."""
+    if name not in MODEL_OUTPUTS:
+        raise ApiError(404, "not_found", f"no model named {name!r}; models: {', '.join(MODEL_OUTPUTS)}")
+    return model_card(backend, backend.model(name))

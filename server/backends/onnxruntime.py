@@ -1,0 +1,190 @@
+"""The embedded backend: ONNX Runtime sessions in this process, fed by the micro-batcher.
+
+CUDA is used when onnxruntime-gpu and a GPU are present (unless `ort_providers` says otherwise).
+A new version is loaded and warmed up completely before it is swapped in; requests already holding
+the old `OrtModel` finish on it, and its session is freed when the last of them lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import onnxruntime as ort
+
+from export.repository import CONFIG_FILE
+from export.triton_config import parse_config
+from server.backends.base import (
+    MODEL_INPUTS,
+    MODEL_OUTPUTS,
+    InferenceBackend,
+    ModelInfo,
+    ServedModel,
+    read_info,
+    version_stamp,
+)
+from server.errors import ApiError
+from server.services.batching import Closed, MicroBatcher, Overloaded
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class OrtModel(ServedModel):
+    info: ModelInfo
+    session: ort.InferenceSession
+    outputs: tuple[str, ...]
+    max_batch_size: int  # the model's own limit (config.pbtxt), 0 = none
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(list(self.outputs), inputs)
+        return dict(zip(self.outputs, values, strict=True))
+
+
+def model_max_batch(info: ModelInfo) -> int:
+    """`max_batch_size` from the model's config.pbtxt (the limit the export chose), 0 when absent."""
+    path = info.path.parent / CONFIG_FILE
+    if not path.is_file():
+        return 0
+    try:
+        return max(0, int(parse_config(path.read_text(), str(path)).max_batch_size))
+    except Exception as exc:  # a broken config does not stop the embedded backend
+        logger.warning("ignoring %s: %s", path, exc)
+        return 0
+
+
+def providers(requested: list[str] | None) -> list[str]:
+    available = ort.get_available_providers()
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise RuntimeError(f"ONNX Runtime providers {missing} are not available here (have {available})")
+        return requested
+    preferred = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in preferred if p in available] or available
+
+
+class OnnxRuntimeBackend(InferenceBackend):
+    kind: ClassVar[str] = "onnxruntime"
+
+    async def start(self) -> None:
+        s = self.settings
+        self._failed: dict[str, tuple[Any, ...]] = {}
+        self._providers = providers(s.ort_providers)
+        self.batcher = MicroBatcher(
+            self._run_batch,
+            max_batch_size=s.max_batch_size,
+            max_delay_s=s.max_batch_delay_ms / 1000.0,
+            max_queue=s.max_queue,
+            on_batch=self._observe_batch,
+            on_depth=self.metrics.queue_depth.set,
+        )
+        self.batcher.start()
+        logger.info("onnxruntime backend: providers %s", self._providers)
+        await self.load_all()
+
+    async def stop(self) -> None:
+        await self.batcher.close(timeout=float(self.settings.graceful_timeout_s))
+
+    def _session_options(self) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.settings.ort_intra_op_threads
+        options.inter_op_num_threads = self.settings.ort_inter_op_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return options
+
+    def _load(self, info: ModelInfo) -> OrtModel:
+        session = ort.InferenceSession(
+            str(info.path / "model.onnx"), sess_options=self._session_options(), providers=self._providers
+        )
+        have_in = {i.name for i in session.get_inputs()}
+        have_out = [o.name for o in session.get_outputs()]
+        missing = set(MODEL_INPUTS[info.name]) - have_in
+        if missing:
+            raise RuntimeError(f"{info.path}/model.onnx lacks inputs {sorted(missing)}")
+        outputs = tuple(name for name in MODEL_OUTPUTS[info.name] if name in have_out)
+        if not outputs:
+            raise RuntimeError(f"{info.path}/model.onnx has none of the outputs {MODEL_OUTPUTS[info.name]}")
+        model = OrtModel(info=info, session=session, outputs=outputs, max_batch_size=model_max_batch(info))
+        model.run(self._warmup_inputs(info))  # a file that loads but cannot run is not swapped in
+        return model
+
+    @staticmethod
+    def _warmup_inputs(info: ModelInfo) -> dict[str, np.ndarray]:
+        n = max(info.min_points, min(info.num_points, 256))
+        points = np.random.default_rng(0).standard_normal((1, n, 3)).astype(np.float32)
+        inputs = {"points": points}
+        if info.name == "segment":
+            category = np.zeros((1, 16), dtype=np.float32)
+            category[0, 0] = 1.0
+            inputs["category"] = category
+        return inputs
+
+    async def reload(self) -> list[ModelInfo]:
+        swapped = []
+        for name in self.settings.models:
+            versions = self.versions(name)
+            if not versions:
+                self.last_error.setdefault(name, f"no version in {self.settings.model_repository / name}")
+                continue
+            current = self._served.get(name)
+            newest = versions[-1]
+            if current is not None and int(current.info.version) >= int(newest):
+                continue
+            stamp = version_stamp(self.settings.model_repository, name, newest)
+            if self._failed.get(name) == stamp:
+                continue  # same files failed before; retried once they change (a copy still in progress)
+            try:
+                info = read_info(self.settings.model_repository, name, newest)
+                model = await asyncio.to_thread(self._load, info)
+            except Exception as exc:
+                logger.warning("could not load %s version %s: %s", name, newest, exc)
+                self.last_error[name] = f"version {newest} failed to load: {exc}"
+                self._failed[name] = stamp
+                continue
+            self._swap(model)
+            if current is not None:
+                self.metrics.reloads.labels(model=name).inc()
+            logger.info("serving %s version %s", name, newest)
+            swapped.append(model.info)
+        return swapped
+
+    def _run_batch(self, target: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert isinstance(target, OrtModel)
+        if self.settings.batch_invariant and next(iter(inputs.values())).shape[0] == 1:
+            padded = target.run({name: np.concatenate([value, value]) for name, value in inputs.items()})
+            return {name: value[:1] for name, value in padded.items()}
+        return target.run(inputs)
+
+    def _observe_batch(self, target: Any, rows: int, seconds: float) -> None:
+        name = target.info.name
+        self.metrics.batch_size.labels(model=name).observe(rows)
+        self.metrics.inference_latency.labels(model=name).observe(seconds)
+
+    async def infer(self, served: ServedModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert isinstance(served, OrtModel)
+        key = (id(served), *((name, value.shape[1:]) for name, value in sorted(inputs.items())))
+        rows = int(next(iter(inputs.values())).shape[0])
+        step = served.max_batch_size or rows
+        # More rows than the model takes at once (e.g. 16 category runs, segment max 8) go in chunks.
+        chunks = [{k: v[i : i + step] for k, v in inputs.items()} for i in range(0, rows, step)]
+        try:
+            parts = await self.batcher.submit_many(key, served, chunks, max_rows=served.max_batch_size)
+            if len(parts) == 1:
+                return parts[0]
+            return {name: np.concatenate([p[name] for p in parts], axis=0) for name in parts[0]}
+        except Overloaded:
+            raise ApiError(
+                503,
+                "overloaded",
+                "the inference queue is full; try again shortly",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        except Closed:
+            raise ApiError(503, "shutting_down", "the server is shutting down") from None
+
+    async def check(self) -> dict[str, Any]:
+        return {"ok": True, "providers": self._providers, "queue_depth": self.batcher.depth}

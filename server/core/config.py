@@ -1,0 +1,78 @@
+"""Gateway settings: one pydantic-settings object, read from `CROSSPOINT_*` environment variables.
+
+`crosspoint serve` turns its options into these variables, so every uvicorn worker process builds the
+same `Settings()`; tests pass a `Settings(...)` to `create_app` directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be told; defaults serve `model_repository/` on ONNX Runtime (CPU)."""
+
+    model_config = SettingsConfigDict(env_prefix="CROSSPOINT_", extra="ignore")
+
+    # Models and backend
+    model_repository: Path = REPO_ROOT / "model_repository"
+    models: list[str] = Field(default_factory=lambda: ["embed", "classify", "segment"])
+    backend: Literal["onnxruntime", "triton"] = "onnxruntime"
+    triton_url: str = "127.0.0.1:8001"  # gRPC host:port
+    triton_timeout_s: float = Field(default=30.0, gt=0)
+    reload_interval_s: float = Field(default=5.0, ge=0)  # 0 disables polling for new versions
+
+    # ONNX Runtime
+    ort_intra_op_threads: int = Field(default=0, ge=0)  # 0 lets ONNX Runtime choose
+    ort_inter_op_threads: int = Field(default=1, ge=0)
+    ort_providers: list[str] | None = None  # None: CUDA when available, else CPU
+    # A batch of one runs different reduction kernels than a batch of two or more (1-ulp differences);
+    # padding lone rows to two makes an answer independent of which requests it was batched with.
+    batch_invariant: bool = True
+
+    # Micro-batching and backpressure
+    max_batch_size: int = Field(default=16, ge=1)  # rows per ONNX Runtime call
+    max_batch_delay_ms: float = Field(default=5.0, ge=0)
+    max_queue: int = Field(default=256, ge=1)  # rows waiting (or calls in flight, for Triton)
+    retry_after_s: int = Field(default=1, ge=0)
+
+    # Untrusted input
+    max_body_bytes: int = Field(default=32 * MiB, ge=1)
+    max_batch_items: int = Field(default=64, ge=1)
+    max_input_points: int = Field(default=2_000_000, ge=1)  # vertices / points in one upload
+    max_input_faces: int = Field(default=4_000_000, ge=1)
+    max_vertex_labels: int = Field(default=500_000, ge=0)  # above this, segment answers vertex_labels=null
+    parse_workers: int = Field(default=2, ge=1)
+    parse_max_waiting: int = Field(default=256, ge=1)  # uploads waiting for a worker before 503
+    parse_timeout_s: float = Field(default=20.0, gt=0)
+    parse_memory_mb: int = Field(default=2048, ge=64)  # address space a worker may add beyond its start
+    parse_max_tasks_per_worker: int = Field(default=200, ge=1)
+    parse_start_timeout_s: float = Field(default=60.0, gt=0)
+
+    # Sampling range (narrows, never widens, the model's own min_points/max_points)
+    default_num_points: int | None = Field(default=None, ge=1)
+    min_num_points: int | None = Field(default=None, ge=1)
+    max_num_points: int | None = Field(default=None, ge=1)
+    max_top_k: int = Field(default=50, ge=1)
+
+    # Operations
+    api_key: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    graceful_timeout_s: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> Settings:
+        if self.min_num_points and self.max_num_points and self.min_num_points > self.max_num_points:
+            raise ValueError("min_num_points > max_num_points")
+        unknown = set(self.models) - {"embed", "classify", "segment"}
+        if unknown:
+            raise ValueError(f"unknown models {sorted(unknown)}; known: embed, classify, segment")
+        return self

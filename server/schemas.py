@@ -1,0 +1,142 @@
+"""Typed request and response bodies of the HTTP API (what OpenAPI documents)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field, model_serializer
+from pydantic.functional_serializers import SerializerFunctionWrapHandler
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine-readable reason, e.g. parse_error, body_too_large")
+    message: str = Field(description="What was wrong, in plain words")
+    details: Any | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="Extra data, when any"
+    )
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo
+
+
+# --- requests (documentation of the JSON bodies; the bytes are parsed in the sandboxed worker) ---
+
+
+class PointsRequest(BaseModel):
+    points: list[list[float]] = Field(description="The point cloud, [[x, y, z], ...]")
+
+
+class BatchPointsRequest(BaseModel):
+    items: list[PointsRequest]
+
+
+# --- answers ---
+
+
+class ModelAnswer(BaseModel):
+    model: str = Field(description="Model name in the repository (embed, classify, segment)")
+    version: str = Field(description="The model version that produced this answer")
+    receipt: dict[str, Any] = Field(description="Preprocessing receipt (crosspoint.geometry)")
+
+
+class EmbedResponse(ModelAnswer):
+    embedding: list[float] = Field(description="The 2048-d CrossPoint embedding")
+    projection: list[float] | None = Field(
+        default=None, description="The 256-d projection (include_projection=true)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_absent_projection(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("projection") is None:
+            data.pop("projection", None)
+        return data
+
+
+AnswerT = TypeVar("AnswerT", bound=ModelAnswer)
+
+
+class Prediction(BaseModel):
+    label: str
+    index: int
+    probability: float
+
+
+class ClassifyResponse(ModelAnswer):
+    predictions: list[Prediction] = Field(
+        description="Top-k classes, most probable first (softmax of the logits)"
+    )
+
+
+class SegmentResponse(ModelAnswer):
+    point_labels: list[int] = Field(description="Per sampled point: index into part_names")
+    points: list[list[float]] = Field(description="The sampled points [N, 3] in the model frame")
+    vertex_labels: list[int] | None = Field(
+        description="Per original vertex/point: index into part_names (-1: a non-finite vertex); null when "
+        "not requested or over max_vertex_labels"
+    )
+    part_names: list[str] = Field(description="The category's parts")
+    part_ids: list[int] = Field(description="ShapeNetPart global part id of each entry of part_names")
+    category: str
+    category_source: Literal["given", "predicted"]
+    category_scores: dict[str, float] | None = Field(
+        default=None,
+        description="When predicted: mean log-likelihood of the best labelling under each category",
+    )
+
+
+class BatchItem(BaseModel, Generic[AnswerT]):
+    index: int = Field(description="Position of the input in the request")
+    name: str | None = Field(default=None, description="The uploaded file name, when there was one")
+    status: int = Field(description="The HTTP status this item would have had on its own")
+    result: AnswerT | None = None
+    error: ErrorInfo | None = None
+
+
+class BatchResponse(BaseModel, Generic[AnswerT]):
+    items: list[BatchItem[AnswerT]] = Field(
+        description="One entry per input, in order; failed inputs carry `error`"
+    )
+    model: str
+    version: str
+
+
+# --- operations ---
+
+
+class InputSettings(BaseModel):
+    num_points: int = Field(description="Points sampled when the request does not say")
+    min_points: int
+    max_points: int
+    k: int = Field(description="kNN neighbours inside the model")
+    up_axis: str = Field(description="Up axis of the model frame")
+    normalization: str | None = None
+
+
+class ModelCard(BaseModel):
+    name: str
+    version: str = Field(description="The version being served")
+    versions: list[str] = Field(description="Complete versions present in the repository")
+    backend: str
+    inputs: InputSettings
+    outputs: list[str]
+    class_names: list[str] | None = None
+    category_names: list[str] | None = None
+    part_names: list[str] | None = None
+    category_parts: dict[str, list[int]] | None = None
+    checkpoint_sha256: str | None = None
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelCard]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Any]
+    error: ErrorInfo | None = Field(default=None, exclude_if=lambda v: v is None)

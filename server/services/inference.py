@@ -1,0 +1,329 @@
+"""The three tasks on top of a backend: embed, classify, segment (single and batch).
+
+Each request takes one `ServedModel` snapshot, prepares its input(s) in the parse workers with that
+snapshot's point settings, and runs on that snapshot.
+
+Category prediction for segmentation: there is no 16-way ShapeNetPart classifier, so the part
+segmentation network ranks the categories itself. The points go through it once per category
+(16 rows in one batch, one-hot c each); for category c the score is the mean over points of
+max_{p in parts(c)} log softmax(logits_c)[p] — the log-likelihood of the best labelling that uses
+only c's parts, with probabilities normalised over all 50 parts, so a category with few parts gets no
+free advantage. The highest score wins; its logits are the answer (no extra run). Costs 16x a
+given-category call; pass `category` when you know it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+from fastapi import Request
+
+from export.contract import NUM_CATEGORIES
+from server.backends.base import InferenceBackend, ModelInfo, ServedModel
+from server.core.config import Settings
+from server.errors import ApiError
+from server.schemas import (
+    BatchResponse,
+    ClassifyResponse,
+    EmbedResponse,
+    ErrorInfo,
+    Prediction,
+    SegmentResponse,
+)
+from server.services.parsing import Prepared, PrepareOptions, RawItem, UploadParser
+
+Answer = TypeVar("Answer", EmbedResponse, ClassifyResponse, SegmentResponse)
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """Options common to every task (query parameters)."""
+
+    up_axis: str = "y"
+    num_points: int | None = None
+    seed: int = 0
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbedOptions(QueryOptions):
+    include_projection: bool = False
+
+
+@dataclass(frozen=True)
+class ClassifyOptions(QueryOptions):
+    top_k: int = 5
+
+
+@dataclass(frozen=True)
+class SegmentOptions(QueryOptions):
+    category: str | None = None
+    include_vertex_labels: bool = True
+
+
+def resolve_num_points(info: ModelInfo, requested: int | None, settings: Settings) -> int:
+    low = max(info.min_points, settings.min_num_points or 0)
+    high = min(info.max_points, settings.max_num_points or info.max_points)
+    if requested is None:
+        return min(max(settings.default_num_points or info.num_points, low), high)
+    if not low <= requested <= high:
+        raise ApiError(
+            422,
+            "num_points_out_of_range",
+            f"num_points must be between {low} and {high} for model '{info.name}' version {info.version}",
+        )
+    return requested
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def category_scores(part_logits: np.ndarray, parts: list[list[int]]) -> np.ndarray:
+    """part_logits [C, N, P] (row c: run with category c) -> score per category (see module doc)."""
+    logp = log_softmax(part_logits)
+    return np.array([logp[c][:, ids].max(axis=-1).mean() if ids else -np.inf for c, ids in enumerate(parts)])
+
+
+class InferenceService:
+    def __init__(self, backend: InferenceBackend, parser: UploadParser, settings: Settings) -> None:
+        self.backend = backend
+        self.parser = parser
+        self.settings = settings
+
+    # --- request plumbing shared by the tasks ---
+
+    def _options(self, info: ModelInfo, query: QueryOptions) -> PrepareOptions:
+        num_points = resolve_num_points(info, query.num_points, self.settings)
+        return PrepareOptions(
+            num_points=num_points,
+            up_axis=query.up_axis,
+            seed=query.seed,
+            min_points=min(num_points, max(info.min_points, self.settings.min_num_points or 0)),
+        )
+
+    async def _single(
+        self,
+        request: Request,
+        model: str,
+        query: QueryOptions,
+        run: Callable[[ServedModel, Prepared], Awaitable[Answer]],
+        nearest: bool = False,
+        check: Callable[[ModelInfo], object] | None = None,
+    ) -> Answer:
+        served = self.backend.model(model)
+        options = self._options(served.info, query)
+        if check is not None:
+            check(served.info)
+        item = (await self.parser.read_items(request, batch=False, format=query.format))[0]
+        if item.error is not None:
+            raise item.error
+        prepared = await self.parser.prepare(item, options, nearest=nearest)
+        return await run(served, prepared)
+
+    async def _batch(
+        self,
+        request: Request,
+        model: str,
+        query: QueryOptions,
+        run: Callable[[ServedModel, Prepared], Awaitable[Answer]],
+        response_type: type[BatchResponse[Answer]],
+        rows_per_item: int = 1,
+        nearest: bool = False,
+        check: Callable[[ModelInfo], object] | None = None,
+    ) -> BatchResponse[Answer]:
+        served = self.backend.model(model)
+        options = self._options(served.info, query)
+        if check is not None:
+            check(served.info)
+        items = await self.parser.read_items(request, batch=True, format=query.format)
+        # Bounded in-flight rows per request: the micro-batcher stays full without one request flooding it.
+        gate = asyncio.Semaphore(max(1, 2 * self.settings.max_batch_size // rows_per_item))
+
+        async def one(index: int, item: RawItem) -> dict[str, Any]:
+            name = item.name
+            try:
+                if item.error is not None:
+                    raise item.error
+                prepared = await self.parser.prepare(item, options, nearest=nearest)
+                async with gate:
+                    answer = await run(served, prepared)
+            except ApiError as exc:
+                error = ErrorInfo(code=exc.code, message=exc.message, details=exc.details)
+                return {"index": index, "name": name, "status": exc.status, "error": error}
+            return {"index": index, "name": name, "status": 200, "result": answer}
+
+        results = list(await asyncio.gather(*(one(i, item) for i, item in enumerate(items))))
+        return response_type.model_validate(
+            {"items": results, "model": served.info.name, "version": served.info.version}
+        )
+
+    # --- embed ---
+
+    async def _embed(
+        self, served: ServedModel, prepared: Prepared, include_projection: bool
+    ) -> EmbedResponse:
+        out = await self.backend.infer(served, {"points": prepared.points[None]})
+        projection = out.get("projection")
+        return EmbedResponse(
+            embedding=out["embedding"][0].tolist(),
+            projection=projection[0].tolist() if include_projection and projection is not None else None,
+            model=served.info.name,
+            version=served.info.version,
+            receipt=prepared.receipt,
+        )
+
+    async def embed(self, request: Request, query: EmbedOptions) -> EmbedResponse:
+        return await self._single(
+            request, "embed", query, lambda s, p: self._embed(s, p, query.include_projection)
+        )
+
+    async def embed_batch(self, request: Request, query: EmbedOptions) -> BatchResponse[EmbedResponse]:
+        return await self._batch(
+            request,
+            "embed",
+            query,
+            lambda s, p: self._embed(s, p, query.include_projection),
+            BatchResponse[EmbedResponse],
+        )
+
+    # --- classify ---
+
+    async def _classify(self, served: ServedModel, prepared: Prepared, top_k: int) -> ClassifyResponse:
+        out = await self.backend.infer(served, {"points": prepared.points[None]})
+        probabilities = softmax(out["logits"][0])
+        names = served.info.names("class_names")
+        order = np.argsort(-probabilities, kind="stable")[: min(top_k, probabilities.shape[0])]
+        predictions = [
+            Prediction(
+                label=names[i] if i < len(names) else str(i),
+                index=int(i),
+                probability=float(probabilities[i]),
+            )
+            for i in order
+        ]
+        return ClassifyResponse(
+            predictions=predictions,
+            model=served.info.name,
+            version=served.info.version,
+            receipt=prepared.receipt,
+        )
+
+    async def classify(self, request: Request, query: ClassifyOptions) -> ClassifyResponse:
+        return await self._single(request, "classify", query, lambda s, p: self._classify(s, p, query.top_k))
+
+    async def classify_batch(
+        self, request: Request, query: ClassifyOptions
+    ) -> BatchResponse[ClassifyResponse]:
+        return await self._batch(
+            request,
+            "classify",
+            query,
+            lambda s, p: self._classify(s, p, query.top_k),
+            BatchResponse[ClassifyResponse],
+        )
+
+    # --- segment ---
+
+    def _category_index(self, info: ModelInfo, category: str) -> int:
+        names = info.names("category_names")
+        wanted = category.strip().lower()
+        for i, name in enumerate(names):
+            if name.lower() == wanted:
+                return i
+        raise ApiError(
+            422,
+            "unknown_category",
+            f"unknown category {category!r}; known: {', '.join(names)}",
+            details={"known": names},
+        )
+
+    async def _segment(
+        self, served: ServedModel, prepared: Prepared, query: SegmentOptions
+    ) -> SegmentResponse:
+        info = served.info
+        categories = info.names("category_names")
+        parts_by_category = info.category_parts
+        parts = [parts_by_category.get(name, []) for name in categories]
+        n = len(categories)
+        scores: dict[str, float] | None = None
+        if query.category is not None:
+            chosen = self._category_index(info, query.category)
+            onehot = np.zeros((1, n), dtype=np.float32)
+            onehot[0, chosen] = 1.0
+            logits = (
+                await self.backend.infer(served, {"points": prepared.points[None], "category": onehot})
+            )["part_logits"][0]
+        else:
+            points = np.repeat(prepared.points[None], n, axis=0)
+            onehot = np.eye(n, dtype=np.float32)
+            all_logits = (await self.backend.infer(served, {"points": points, "category": onehot}))[
+                "part_logits"
+            ]
+            ranking = category_scores(all_logits, parts)
+            chosen = int(np.argmax(ranking))
+            logits = all_logits[chosen]
+            scores = {name: float(ranking[i]) for i, name in enumerate(categories)}
+        ids = parts[chosen]
+        if not ids:
+            raise ApiError(500, "internal_error", f"model metadata lists no parts for {categories[chosen]}")
+        point_labels = np.argmax(logits[:, ids], axis=-1)
+        vertex_labels: list[int] | None = None
+        if prepared.nearest is not None and query.include_vertex_labels:
+            vertex_labels = np.where(prepared.nearest >= 0, point_labels[prepared.nearest], -1).tolist()
+        part_names = info.names("part_names")
+        return SegmentResponse(
+            point_labels=point_labels.tolist(),
+            points=prepared.points.tolist(),
+            vertex_labels=vertex_labels,
+            part_names=[part_names[i] if i < len(part_names) else str(i) for i in ids],
+            part_ids=list(ids),
+            category=categories[chosen],
+            category_source="given" if query.category is not None else "predicted",
+            category_scores=scores,
+            model=info.name,
+            version=info.version,
+            receipt=prepared.receipt,
+        )
+
+    def _segment_rows(self, query: SegmentOptions) -> int:
+        return 1 if query.category is not None else NUM_CATEGORIES
+
+    def _check_category(self, query: SegmentOptions) -> Callable[[ModelInfo], object] | None:
+        category = query.category
+        if category is None:
+            return None
+        return lambda info: self._category_index(info, category)
+
+    async def segment(self, request: Request, query: SegmentOptions) -> SegmentResponse:
+        return await self._single(
+            request,
+            "segment",
+            query,
+            lambda s, p: self._segment(s, p, query),
+            nearest=query.include_vertex_labels,
+            check=self._check_category(query),
+        )
+
+    async def segment_batch(self, request: Request, query: SegmentOptions) -> BatchResponse[SegmentResponse]:
+        return await self._batch(
+            request,
+            "segment",
+            query,
+            lambda s, p: self._segment(s, p, query),
+            BatchResponse[SegmentResponse],
+            rows_per_item=self._segment_rows(query),
+            nearest=query.include_vertex_labels,
+            check=self._check_category(query),
+        )

@@ -1,0 +1,119 @@
+"""Builders for the gateway tests: tiny real checkpoints exported to a real model repository,
+shared data, and real servers (TestClient with the lifespan, or uvicorn on a loopback port)."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import uvicorn
+
+from server.core.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = Path(os.environ.get("CROSSPOINT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+MESHES = SHARED_DATA / "meshes"
+MODELNET = SHARED_DATA / "modelnet40_partial" / "modelnet40_partial_2048.npz"
+NUM_POINTS = 256  # the tiny test models' default (fast on a shared CPU)
+PREPROCESS = {
+    "num_points": NUM_POINTS,
+    "up_axis": "y",
+    "normalization": "unit_sphere",
+    "sampling": "surface+fps",
+}
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared data {path} is not here (set CROSSPOINT_SHARED_DATA)")
+    return path
+
+
+def make_checkpoints(directory: Path, seed: int = 0) -> list[Path]:
+    """A random-weight DGCNN classifier (k=10, 40 ModelNet classes) and part-seg net (k=10)."""
+    import torch
+
+    from crosspoint import checkpoint
+    from crosspoint.models import create_model
+
+    torch.manual_seed(seed)
+    class_names = (MODELNET.parent / "shape_names.txt").read_text().split()
+    directory.mkdir(parents=True, exist_ok=True)
+    cls_path, seg_path = directory / f"cls-{seed}.safetensors", directory / f"seg-{seed}.safetensors"
+    checkpoint.save(
+        cls_path,
+        create_model("dgcnn", k=10, num_classes=40),
+        {"class_names": class_names, "preprocess": PREPROCESS},
+    )
+    checkpoint.save(seg_path, create_model("dgcnn_partseg", k=10), {"preprocess": PREPROCESS})
+    return [cls_path, seg_path]
+
+
+def export_repository(checkpoints: list[Path], repository: Path, models: list[str] | None = None) -> Any:
+    from export import export_checkpoints
+
+    return export_checkpoints(checkpoints, repository, models=models, parity_shapes=1)
+
+
+def gateway_settings(repository: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "model_repository": repository,
+        "reload_interval_s": 0,
+        "parse_workers": 2,
+        "log_level": "WARNING",
+        "ort_intra_op_threads": 1,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def modelnet_rows(count: int = 4) -> tuple[list[np.ndarray], list[str]]:
+    """The first `count` test-split shapes (distinct points only), float32, with their class names."""
+    with np.load(require(MODELNET)) as data:
+        test_rows = np.flatnonzero(data["split"] == 1)[::600][:count]
+        n_points = data["n_points"][test_rows]
+        points = data["points"][test_rows]
+        names = [str(data["class_names"][label]) for label in data["labels"][test_rows]]
+    return [points[i, : n_points[i]].astype(np.float32) for i in range(len(test_rows))], names
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def live_server(app: Any, timeout: float = 60.0) -> Iterator[str]:
+    """The app under a real uvicorn on a loopback port (lifespan included); yields the base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
