@@ -1,9 +1,109 @@
-"""`crosspoint` commands owned by `export/`."""
+"""`crosspoint` commands owned by `export/`: `export` and `validate-repository`.
+
+    crosspoint export cls.safetensors seg.safetensors --repository model_repository
+    crosspoint validate-repository model_repository
+
+Heavy imports (torch, onnx) happen inside the commands so `crosspoint --help` stays fast.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the root CLI."""
+
+    @app.command("export")
+    def export_command(
+        checkpoints: Annotated[
+            list[Path],
+            typer.Argument(help="Checkpoint(s) (.safetensors) to export", exists=True, dir_okay=False),
+        ],
+        repository: Annotated[Path, typer.Option(help="Triton model repository to add versions to")] = Path(
+            "model_repository"
+        ),
+        version: Annotated[
+            int | None, typer.Option(min=1, help="Version number (default: latest + 1)")
+        ] = None,
+        models: Annotated[
+            list[str] | None,
+            typer.Option("--models", "-m", help="Only these of embed/classify/segment (repeatable)"),
+        ] = None,
+        opset: Annotated[int, typer.Option(min=17, help="ONNX opset")] = 17,
+        parity_shapes: Annotated[
+            int | None, typer.Option(min=1, help="Real shapes in the parity check (default 16; segment 8)")
+        ] = None,
+        max_batch_size: Annotated[int | None, typer.Option(min=1, help="config.pbtxt max_batch_size")] = None,
+        max_points: Annotated[int | None, typer.Option(min=1, help="Largest N the gateway may send")] = None,
+        backend: Annotated[
+            str, typer.Option(help="config.pbtxt backend: onnxruntime or pytorch")
+        ] = "onnxruntime",
+        allow_config_change: Annotated[
+            bool,
+            typer.Option(
+                help="Replace a config.pbtxt whose tensors differ (older versions stop matching it)"
+            ),
+        ] = False,
+    ) -> None:
+        """Export checkpoints into REPOSITORY: ONNX + TorchScript, parity report, Triton configs."""
+        from export.exporter import DEFAULT_MAX_BATCH, export_checkpoints
+        from export.parity import ParityError
+        from export.triton_config import ServingOptions
+
+        serving = None
+        if max_batch_size is not None or backend != "onnxruntime":
+            serving = ServingOptions(
+                max_batch_size=max_batch_size or max(DEFAULT_MAX_BATCH.values()), backend=backend
+            )
+        try:
+            result = export_checkpoints(
+                checkpoints,
+                repository,
+                version=version,
+                models=models,
+                opset=opset,
+                parity_shapes=parity_shapes,
+                serving=serving,
+                max_points=max_points,
+                allow_config_change=allow_config_change,
+            )
+        except ParityError as exc:
+            typer.echo(f"export refused: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except (ValueError, RuntimeError, OSError) as exc:
+            typer.echo(f"export failed: {exc}", err=True)
+            raise typer.Exit(1) from None
+        for name, exported in result.models.items():
+            forms = exported.parity["forms"]
+            worst = max(o["max_abs_diff"] for form in forms.values() for o in form["outputs"].values())
+            sizes = ", ".join(
+                f"{f.name} {f.stat().st_size / 2**20:.1f} MB" for f in exported.files if f.suffix != ".json"
+            )
+            took = sum(exported.seconds.values())
+            typer.echo(
+                f"{name} v{exported.version}: {exported.directory} ({sizes}); parity max |diff| {worst:.2e}; "
+                f"{took:.1f} s"
+            )
+
+    @app.command("validate-repository")
+    def validate_command(
+        repository: Annotated[Path, typer.Argument(help="Model repository to check")] = Path(
+            "model_repository"
+        ),
+        run: Annotated[bool, typer.Option(help="Also run each model.onnx on a small batch")] = True,
+        torchscript: Annotated[bool, typer.Option(help="Also load and run model.pt (needs torch)")] = False,
+    ) -> None:
+        """Check every config.pbtxt, crosspoint.json and model file in REPOSITORY; exit 1 on any problem."""
+        from export.validate import validate_repository
+
+        problems = validate_repository(repository, run_models=run, torchscript=torchscript)
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+        if problems:
+            raise typer.Exit(1)
+        models = sorted(p.name for p in repository.iterdir() if p.is_dir() and not p.name.startswith("."))
+        typer.echo(f"{repository}: valid ({', '.join(models) or 'no models'})")
