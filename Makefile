@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-APT_PKGS := libusb-1.0-0 libegl1 libgl1-mesa-dri libegl-mesa0 g++
+APT_PKGS := libusb-1.0-0 libegl1 libgl1-mesa-dri libegl-mesa0 g++ chromium
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 PYTEST_ARGS ?=

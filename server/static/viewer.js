@@ -8,7 +8,8 @@ const PALETTE = [
   "#f032e6", "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324",
 ];
 
-let renderer, scene, camera, controls, cloud;
+let renderer, scene, camera, controls, cloud, disc;
+let latest = 0; // the newest analysis; answers to older ones are dropped
 
 function initView() {
   const canvas = $("canvas");
@@ -18,12 +19,17 @@ function initView() {
   scene = new THREE.Scene();
   scene.background = new THREE.Color("#1d2026");
   camera = new THREE.PerspectiveCamera(45, 1, 0.01, 100);
-  camera.position.set(1.8, 1.2, 2.2);
+  camera.position.set(2.0, 1.3, 2.5);
   controls = new THREE.OrbitControls(camera, canvas);
   controls.enableDamping = true;
+  // The model frame: y up, the shape inside the unit sphere; a floor grid at y = -1 and the axes at its corner.
+  const grid = new THREE.GridHelper(2, 8, "#3a404a", "#2a2e36");
+  grid.position.y = -1;
+  scene.add(grid);
   const axes = new THREE.AxesHelper(0.3);
-  axes.position.set(-1.1, -1.1, -1.1);
+  axes.position.set(-1, -1, -1);
   scene.add(axes);
+  disc = discTexture();
   const resize = () => {
     const { clientWidth: w, clientHeight: h } = canvas;
     renderer.setSize(w, h, false);
@@ -40,33 +46,57 @@ function initView() {
   loop();
 }
 
+function discTexture() {
+  const size = 64;
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = size;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#ffffff";
+  ctx.beginPath();
+  ctx.arc(size / 2, size / 2, size / 2 - 1, 0, 2 * Math.PI);
+  ctx.fill();
+  return new THREE.CanvasTexture(canvas);
+}
+
+// A part keeps its colour from shape to shape: the colour follows its index in part_names.
+function partColour(label) {
+  return label >= 0 ? PALETTE[label % PALETTE.length] : "#cccccc";
+}
+
+function removeCloud() {
+  if (!cloud || !scene) return;
+  scene.remove(cloud);
+  cloud.geometry.dispose();
+  cloud.material.dispose();
+  cloud = null;
+}
+
 function showPoints(points, labels, partNames) {
-  if (cloud) {
-    scene.remove(cloud);
-    cloud.geometry.dispose();
-  }
+  removeCloud();
   const positions = new Float32Array(points.length * 3);
   const colors = new Float32Array(points.length * 3);
   const used = [...new Set(labels)].sort((a, b) => a - b);
-  const colourOf = new Map(used.map((label, i) => [label, new THREE.Color(PALETTE[i % PALETTE.length])]));
+  const colourOf = new Map(used.map((label) => [label, new THREE.Color(partColour(label))]));
   points.forEach((p, i) => {
     positions.set(p, i * 3);
-    const c = colourOf.get(labels[i]) || new THREE.Color("#cccccc");
+    const c = colourOf.get(labels[i]);
     colors.set([c.r, c.g, c.b], i * 3);
   });
   const geometry = new THREE.BufferGeometry();
   geometry.setAttribute("position", new THREE.BufferAttribute(positions, 3));
   geometry.setAttribute("color", new THREE.BufferAttribute(colors, 3));
-  const material = new THREE.PointsMaterial({ size: 0.035, vertexColors: true, sizeAttenuation: true });
+  // fewer points, bigger dots: about the same covered area for 256 or 2048 points
+  const size = Math.min(0.05, Math.max(0.015, 0.9 / Math.sqrt(points.length)));
+  const material = new THREE.PointsMaterial({ size, vertexColors: true, map: disc, alphaTest: 0.5 });
   cloud = new THREE.Points(geometry, material);
-  scene.add(cloud);
+  if (scene) scene.add(cloud);
   const counts = new Map();
   labels.forEach((l) => counts.set(l, (counts.get(l) || 0) + 1));
   $("legend").innerHTML = used
     .map((label) => {
       const colour = `#${colourOf.get(label).getHexString()}`;
       const share = ((100 * counts.get(label)) / labels.length).toFixed(0);
-      return `<div><span class="swatch" style="background:${colour}"></span>${escapeHtml(partName(label, partNames))} <small>${share}%</small></div>`;
+      return `<div class="legend-row"><span class="swatch" style="background:${colour}"></span><span class="part">${escapeHtml(partName(label, partNames))}</span> <small>${share}%</small></div>`;
     })
     .join("");
 }
@@ -118,57 +148,90 @@ async function post(path, file, params) {
 }
 
 async function analyse(file) {
+  const run = ++latest;
   showError("");
+  clearResults();
   setStatus(`analysing ${file.name}…`);
   const upAxis = $("up-axis").value;
   const category = $("category").value;
   try {
     const segmentParams = { up_axis: upAxis };
     if (category) segmentParams.category = category;
-    const [classified, segmented] = await Promise.all([
+    const [classified, segmented, embedded] = await Promise.all([
       post("v1/classify", file, { up_axis: upAxis, top_k: 5 }),
       post("v1/segment", file, segmentParams),
+      post("v1/embed", file, { up_axis: upAxis }),
     ]);
+    if (run !== latest) return;
     showClasses(classified.predictions);
     showPoints(segmented.points, segmented.point_labels, segmented.part_names);
     $("segment-summary").textContent =
-      `${segmented.category} (${segmented.category_source || "given"}), ${segmented.points.length} points` +
-      (segmented.vertex_labels ? `, ${segmented.vertex_labels.length} original points labelled` : "");
-    showModelInfo(classified, segmented);
-    $("receipt").textContent = JSON.stringify(classified.receipt, null, 2);
+      `${segmented.category} (${segmented.category_source === "given" ? "given" : "predicted"}), ` +
+      `${segmented.points.length} points` +
+      (segmented.vertex_labels ? `, ${segmented.vertex_labels.length} original vertices labelled` : "");
+    showModelInfo(embedded, classified, segmented);
+    showReceipt(classified.receipt);
+    $("shape-name").textContent = file.name;
     setStatus(`${file.name}: done`);
   } catch (err) {
-    setStatus("");
+    if (run !== latest) return;
+    setStatus(`${file.name}: failed`);
     showError(err.message || String(err));
   }
+}
+
+function clearResults() {
+  removeCloud();
+  for (const id of ["legend", "top-classes", "model-info", "receipt-summary"]) $(id).innerHTML = "";
+  $("segment-summary").textContent = "–";
+  $("receipt").textContent = "";
+  $("shape-name").textContent = "";
 }
 
 function showClasses(predictions) {
   $("top-classes").innerHTML = predictions
     .map((p) => {
       const pct = (100 * p.probability).toFixed(1);
-      return `<li><span class="label">${escapeHtml(p.label)}</span> <small>${pct}%</small><div class="bar" style="width:${pct}%"></div></li>`;
+      return `<li><span class="label">${escapeHtml(p.label)}</span> <span class="probability">${pct}%</span><div class="track"><div class="bar" style="width:${pct}%"></div></div></li>`;
     })
     .join("");
 }
 
-function showModelInfo(classified, segmented) {
-  const rows = [
-    ["classifier", `${classified.model} v${classified.version}`],
-    ["segmenter", `${segmented.model} v${segmented.version}`],
-  ];
-  $("model-info").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${escapeHtml(v)}</dd>`).join("");
+function showModelInfo(embedded, classified, segmented) {
+  showRows("model-info", [
+    ["embedding", `${embedded.model} v${embedded.version} (${embedded.embedding.length}-d)`],
+    ["classes", `${classified.model} v${classified.version}`],
+    ["parts", `${segmented.model} v${segmented.version}`],
+  ]);
+}
+
+function showReceipt(receipt) {
+  const fixed = (v, digits) => (typeof v === "number" ? v.toFixed(digits) : String(v));
+  const source = [receipt.source_format, receipt.source_vertices != null && `${receipt.source_vertices} vertices`,
+    receipt.source_faces ? `${receipt.source_faces} faces` : null].filter(Boolean).join(", ");
+  showRows("receipt-summary", [
+    ["source", source],
+    ["points", `${receipt.num_points} of ${receipt.requested_points} (${receipt.sampling}, seed ${receipt.seed})`],
+    ["up axis", receipt.up_axis],
+    ["centroid", (receipt.centroid || []).map((v) => fixed(v, 3)).join(", ")],
+    ["scale", fixed(receipt.scale, 4)],
+    ["dropped", `${receipt.dropped_nonfinite} non-finite, ${receipt.duplicates_removed} duplicates`],
+  ]);
+  $("receipt").textContent = JSON.stringify(receipt, null, 2);
+}
+
+function showRows(id, rows) {
+  $(id).innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${escapeHtml(v)}</dd>`).join("");
 }
 
 async function loadModels() {
   try {
     const response = await fetch("v1/models");
     if (!response.ok) throw new Error(await apiError(response));
-    const body = await response.json();
-    const models = body.models || body;
-    const segment = (Array.isArray(models) ? models : Object.values(models)).find((m) => m.name === "segment");
-    const names = (segment && (segment.category_names || (segment.metadata || {}).category_names)) || [];
-    for (const name of names) $("category").append(new Option(name, name));
+    const { models } = await response.json();
+    const segment = models.find((m) => m.name === "segment");
+    for (const name of (segment && segment.category_names) || []) $("category").append(new Option(name, name));
+    $("served").textContent = models.map((m) => `${m.name} v${m.version}`).join(" · ");
   } catch (err) {
     showError(`Could not reach the API: ${err.message}`);
   }
@@ -186,12 +249,21 @@ async function loadSamples() {
   }
 }
 
+// An uploaded file replaces the chosen sample, so picking that sample again reloads it.
+function analyseUpload(file) {
+  $("sample-select").value = "";
+  analyse(file);
+}
+
 function wireInputs() {
   const zone = $("dropzone");
   const input = $("file-input");
   zone.addEventListener("click", () => input.click());
   zone.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && input.click());
-  input.addEventListener("change", () => input.files[0] && analyse(input.files[0]));
+  input.addEventListener("change", () => {
+    if (input.files[0]) analyseUpload(input.files[0]);
+    input.value = ""; // picking the same file again still fires "change"
+  });
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();
     zone.classList.add("over");
@@ -200,18 +272,23 @@ function wireInputs() {
   zone.addEventListener("drop", (e) => {
     e.preventDefault();
     zone.classList.remove("over");
-    if (e.dataTransfer.files[0]) analyse(e.dataTransfer.files[0]);
+    if (e.dataTransfer.files[0]) analyseUpload(e.dataTransfer.files[0]);
   });
   $("sample-select").addEventListener("change", async (e) => {
     const name = e.target.value;
     if (!name) return;
-    const response = await fetch(`static/samples/${name}`);
+    const response = await fetch(`static/samples/${encodeURIComponent(name)}`);
     if (!response.ok) return showError(`sample ${name} is missing (${response.status})`);
     analyse(new File([await response.blob()], name));
   });
 }
 
-initView();
+try {
+  initView();
+} catch (err) {
+  scene = null; // results are still listed, without the 3D view
+  showError(`This browser cannot show the 3D view (WebGL: ${err.message}).`);
+}
 wireInputs();
 loadModels();
 loadSamples();
