@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(MAKE) system-deps
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[train,triton,dev]"
+	$(PIP) install -q -e ".[train,triton,batch,dev]"
 	$(PIP) check
 	touch $(STAMP)
 

@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-        backend: Annotated[str, typer.Option(help="onnxruntime (in-process) or triton")] = "onnxruntime",
+        backend: Annotated[
+            str | None, typer.Option(help="onnxruntime (in-process, the default) or triton")
+        ] = None,
         triton_url: Annotated[
             str | None, typer.Option(help="Triton gRPC host:port (with --backend triton)")
         ] = None,
@@ -30,7 +32,7 @@ def register(app: typer.Typer) -> None:
         api_key: Annotated[
             str | None, typer.Option(help="Require this key on /v1 (X-API-Key or Bearer)")
         ] = None,
-        log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+        log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
     ) -> None:
         """Serve the HTTP API (embeddings, classes, part labels) on HOST:PORT."""
         import uvicorn
@@ -38,14 +40,15 @@ def register(app: typer.Typer) -> None:
         from server.core.config import Settings
         from server.core.logging import configure_logging
 
-        # Settings travel as CROSSPOINT_* variables so every uvicorn worker process reads the same ones.
+        # Settings travel as CROSSPOINT_* variables so every uvicorn worker process reads the same ones;
+        # options not given leave the environment (and so the Settings defaults) alone.
         overrides = {
             "BACKEND": backend,
             "TRITON_URL": triton_url,
             "MODEL_REPOSITORY": str(model_repository.resolve()) if model_repository else None,
             "PARSE_WORKERS": str(parse_workers) if parse_workers else None,
             "API_KEY": api_key,
-            "LOG_LEVEL": log_level.upper(),
+            "LOG_LEVEL": log_level.upper() if log_level else None,
         }
         for key, value in overrides.items():
             if value is not None:
