@@ -93,6 +93,8 @@ class OnnxRuntimeBackend(InferenceBackend):
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.settings.ort_intra_op_threads
         options.inter_op_num_threads = self.settings.ort_inter_op_threads
+        spinning = "1" if self.settings.ort_allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return options
 

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # ONNX Runtime
     ort_intra_op_threads: int = Field(default=0, ge=0)  # 0 lets ONNX Runtime choose
     ort_inter_op_threads: int = Field(default=1, ge=0)
+    # ORT's intra-op threads spin between kernels by default. Here they share the cores with the parse
+    # workers (and the event loop), and a spinning thread takes CPU a parse needs: with spinning off,
+    # 9-10% more requests/s at 32 clients on 2 shared cores (README "Benchmarks"). On for dedicated cores.
+    ort_allow_spinning: bool = False
     ort_providers: list[str] | None = None  # None: CUDA when available, else CPU
     # A batch of one runs different reduction kernels than a batch of two or more (1-ulp differences);
     # padding lone rows to two makes an answer independent of which requests it was batched with.
