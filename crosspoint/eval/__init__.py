@@ -1,0 +1,1 @@
+"""Evaluation on frozen features (linear SVM, few-shot) and part-segmentation mIoU."""

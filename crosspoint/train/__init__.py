@@ -1,0 +1,1 @@
+"""CrossPoint training: pretraining (`pretrain`), the class head (`head`), part segmentation (`partseg`)."""
