@@ -15,7 +15,9 @@ _CKPT = typer.Option(help="Checkpoint (.safetensors, crosspoint format).")
 _DATA = typer.Option(help="Dataset npz (default: the shared one under ../shared/data).")
 _JSON = typer.Option("--json", help="Print the JSON document instead of a table.")
 _OUT = typer.Option(help="Also write the JSON document here.")
-_RANDOM = typer.Option(help="Also evaluate the same network with random weights, same protocol (the baseline).")
+_RANDOM = typer.Option(
+    help="Also evaluate the same network with random weights, same protocol (the baseline)."
+)
 _DEVICE = typer.Option(help="cpu, cuda ... (default: cuda if available, else cpu).")
 _FCACHE = typer.Option(help="Cache embeddings on disk (keyed by weights + points).")
 

@@ -71,7 +71,11 @@ def pretrain(
         save_every_steps=save_every_steps, max_steps=max_steps, log_every=log_every, cache_dir=cache_dir,
     )  # fmt: skip
     summary = train(cfg, resume=resume)
-    typer.echo(json.dumps({k: summary[k] for k in ("step", "epoch", "best_probe", "best_step", "random_probe", "out")}))
+    typer.echo(
+        json.dumps(
+            {k: summary[k] for k in ("step", "epoch", "best_probe", "best_step", "random_probe", "out")}
+        )
+    )
 
 
 @app.command()

@@ -28,7 +28,7 @@ def test_svm_protocol_picks_c_on_validation_and_reports_both_variants() -> None:
         assert r.variant == variant and set(r.val_by_C) == {repr(c) for c in grid}
         best = max(r.val_by_C.values())
         # the smallest C among those with the best validation accuracy
-        assert r.C == min(c for c in grid if r.val_by_C[repr(c)] == best)
+        assert min(c for c in grid if r.val_by_C[repr(c)] == best) == r.C
         assert r.val_accuracy == best and 0.5 < r.test_accuracy <= 1.0
     # Shuffling the test labels changes test accuracy but not the chosen C (test plays no part in it).
     rng = np.random.default_rng(2)
