@@ -31,7 +31,6 @@ import numpy as np
 
 ATOL = 1e-4
 LOOSE_FACTOR = 100.0
-DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 MODELNET = Path("modelnet40_partial") / "modelnet40_partial_2048.npz"
 SHAPENETPART = Path("shapenetpart_partial") / "shapenetpart_partial_2048.npz"
 
@@ -53,37 +52,26 @@ class ParityInputs:
 
 
 def data_root() -> Path:
-    """../shared/data beside the checkout, or $CROSSPOINT_DATA."""
-    import os
+    """The shared data folder: `$CROSSPOINT_SHARED_DATA`, else ../shared/data beside the checkout."""
+    from crosspoint.data.prepared import shared_data_dir
 
-    return Path(os.environ.get("CROSSPOINT_DATA", DATA_ROOT))
+    return shared_data_dir()
 
 
 @functools.lru_cache(maxsize=2)
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(
-            f"parity needs real shapes: {path} is missing (set CROSSPOINT_DATA to the shared data)"
+            f"parity needs real shapes: {path} is missing (set CROSSPOINT_SHARED_DATA to the shared data)"
         )
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
 
 
 def prepare_points(points: np.ndarray, num_points: int) -> tuple[np.ndarray, str]:
-    """The serving preprocessing, `crosspoint.geometry.prepare` (dedupe, FPS, centre, unit sphere).
+    """The serving preprocessing, `crosspoint.geometry.prepare` (dedupe, FPS, centre, unit sphere)."""
+    from crosspoint import geometry
 
-    Falls back to its core by hand if that package cannot be imported (it is written in parallel):
-    drop duplicate points, keep the first `num_points` in file order, centre, scale to the unit sphere.
-    """
-    try:
-        from crosspoint import geometry
-    except ImportError:
-        points = points.astype(np.float64)
-        _, first = np.unique(points, axis=0, return_index=True)
-        points = points[np.sort(first)][:num_points]
-        points = points - points.mean(axis=0)
-        points /= np.linalg.norm(points, axis=1).max()
-        return points.astype(np.float32), "dedupe, first num_points, centre, unit sphere"
     prepared, _ = geometry.prepare(points.astype(np.float64), num_points=num_points, up_axis="y", seed=0)
     return np.asarray(prepared, dtype=np.float32), "crosspoint.geometry.prepare(up_axis='y', seed=0)"
 

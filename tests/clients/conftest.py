@@ -7,16 +7,17 @@ graphs and metadata, small enough to serve on two shared cores.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from crosspoint.data.prepared import shared_data_dir
+
 from .servers import serve_in_thread
 
-DATA = Path(os.environ.get("CROSSPOINT_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA = shared_data_dir()
 MODELNET = DATA / "modelnet40_partial" / "modelnet40_partial_2048.npz"
 MESHES = DATA / "meshes"
 
