@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from crosspoint.data.prepared import shared_data_dir
-
-from .servers import serve_in_thread
+from tests.live_server import serve_in_thread
 
 DATA = shared_data_dir()
 MODELNET = DATA / "modelnet40_partial" / "modelnet40_partial_2048.npz"

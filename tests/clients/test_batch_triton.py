@@ -239,7 +239,7 @@ def test_triton_dying_mid_run_stops_it_and_the_next_run_redoes_those_rows(
 
 
 def test_cli_reports_an_unreachable_triton(client_repository: Path, tmp_path: Path) -> None:
-    from .servers import free_port
+    from tests.live_server import free_port
 
     result = CliRunner().invoke(
         app,

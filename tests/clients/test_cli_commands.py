@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from crosspoint.cli import app
+from tests.live_server import free_port
 
 from .conftest import MESHES
-from .servers import free_port
 
 runner = CliRunner()
 

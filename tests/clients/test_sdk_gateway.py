@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from clients import AsyncCrossPointClient, CrossPointAPIError, CrossPointClient, RetryPolicy
+from tests.live_server import serve_in_thread
 
 from .conftest import MESHES, MODELNET
-from .servers import serve_in_thread
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,7 @@ import pytest
 
 from clients import AsyncCrossPointClient, CrossPointAPIError, CrossPointClient, CrossPointConnectionError
 from clients.calls import Call, RetryPolicy, parse_retry_after
-
-from .servers import free_port, serve_in_thread
+from tests.live_server import free_port, serve_in_thread
 
 EMBED_ANSWER = {"embedding": [0.5] * 2048, "model": "embed", "version": "1", "receipt": {"num_points": 3}}
 

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crosspoint.cli import app as cli
-from tests.server.helpers import MESHES, REPO_ROOT, free_port, require
+from tests.live_server import free_port
+from tests.server.helpers import MESHES, REPO_ROOT, require
 
 
 def test_serve_help_lists_the_options() -> None:

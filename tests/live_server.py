@@ -1,4 +1,4 @@
-"""Real HTTP servers on free loopback ports for client tests (uvicorn in a background thread)."""
+"""Real HTTP servers on free loopback ports for the gateway and client tests (uvicorn in a thread)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -19,7 +19,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, timeout: float = 60.0, lifespan: str = "auto") -> Iterator[str]:
+def serve_in_thread(
+    app: Any, timeout: float = 60.0, lifespan: Literal["auto", "on", "off"] = "auto"
+) -> Iterator[str]:
     """Run an ASGI app with uvicorn on 127.0.0.1:<free port>; yields its base URL; stops it after."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
@@ -36,4 +38,4 @@ def serve_in_thread(app: Any, timeout: float = 60.0, lifespan: str = "auto") -> 
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=30)
+        thread.join(timeout=60)
