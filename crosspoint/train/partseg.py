@@ -206,7 +206,8 @@ def train(cfg: PartSegTrainConfig, resume: bool = False) -> dict[str, Any]:
             if cfg.max_steps and meta["step"] >= cfg.max_steps:
                 stop = True
                 break
-        meta["epoch"] += 0 if stop else 1
+        complete = len(losses) == len(loader)  # max_steps may land exactly on the epoch's end
+        meta["epoch"] += 1 if complete else 0
         row: dict[str, Any] = {
             "epoch": epoch,
             "lr": lr,
@@ -221,7 +222,7 @@ def train(cfg: PartSegTrainConfig, resume: bool = False) -> dict[str, Any]:
             row.update(instance_miou=metrics["instance_miou"], class_miou=metrics["class_miou"])
         meta["history"].append(row)
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if not stop:  # resumable state only at epoch ends: a resumed run redoes a cut-short epoch
+        if complete:  # resumable state only at epoch ends: a resumed run redoes a cut-short epoch
             save_state(state_path, {"model": model}, optimizer, {**meta, "config": asdict(cfg)})
         checkpoint.save(
             out / "last.safetensors",

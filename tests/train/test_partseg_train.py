@@ -53,3 +53,14 @@ def test_pretrained_weights_load_where_names_and_shapes_match(tmp_path: Path) ->
     other = tmp_path / "dgcnn.safetensors"
     checkpoint.save(other, create_model("dgcnn"))  # a classification DGCNN shares no layer names
     assert load_pretrained(create_model("dgcnn_partseg"), str(other))["loaded"] == 0
+
+
+def test_max_steps_on_an_epoch_end_counts_the_epoch_and_resumes_after_it(tmp_path: Path) -> None:
+    # 16 real + 8 procedural shapes in batches of 8 (drop_last off below 100 shapes) = 3 steps an epoch.
+    cfg = PartSegTrainConfig(out=str(tmp_path / "seg"), procedural=8, epochs=2, batch_size=8, num_points=256,
+                             k=10, device="cpu", seed=0, max_steps=3, eval_every=0)  # fmt: skip
+    first = train(cfg)
+    assert first["epoch"] == 1 and first["step"] == 3 and (tmp_path / "seg" / "state.safetensors").exists()
+    second = train(PartSegTrainConfig(**{**cfg.__dict__, "max_steps": 0}), resume=True)
+    assert second["epoch"] == 2 and second["step"] == 6
+    assert [row["epoch"] for row in second["history"]] == [0, 1]  # epoch 0 is not redone
