@@ -164,6 +164,8 @@ def partseg(
     batch_size: int = 8,
     device: Annotated[str | None, _DEVICE] = None,
     cache_dir: str | None = None,
+    compare_random: Annotated[bool, _RANDOM] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the random-weights twin.")] = 0,
     as_json: Annotated[bool, _JSON] = False,
     out: Annotated[str | None, _OUT] = None,
 ) -> None:
@@ -173,13 +175,17 @@ def partseg(
     from crosspoint.eval.run import partseg_eval
 
     doc = partseg_eval(
-        checkpoint, data, split, procedural, procedural_seed, batch_size, _device(device), cache_dir
-    )
+        checkpoint, data, split, procedural, procedural_seed, batch_size, _device(device), cache_dir,
+        compare_random, seed,
+    )  # fmt: skip
     table = Table(title="Part segmentation (parts restricted to the category)")
-    for col in ("data", "shapes", "instance mIoU", "class mIoU", "point acc"):
+    for col in ("network", "data", "shapes", "instance mIoU", "class mIoU", "point acc"):
         table.add_column(col)
-    for label, res in doc["results"].items():
+    rows = [("checkpoint", k, v) for k, v in doc["results"].items()]
+    rows += [("random", k, v) for k, v in doc.get("random", {}).items()]
+    for network, label, res in rows:
         table.add_row(
+            network,
             label,
             str(res["shapes"]),
             f"{100 * res['instance_miou']:.2f}",
@@ -187,3 +193,23 @@ def partseg(
             f"{100 * res['point_accuracy']:.2f}",
         )
     _emit(doc, as_json, out, table)
+
+
+@app.command("table")
+def table_command(
+    svm: Annotated[str, typer.Option(help="JSON from `crosspoint eval svm --out`.")],
+    fewshot: Annotated[str, typer.Option(help="JSON from `crosspoint eval fewshot --out`.")],
+    partseg: Annotated[str | None, typer.Option(help="JSON from `crosspoint eval partseg --out`.")] = None,
+    readme: Annotated[
+        str | None, typer.Option(help="Rewrite this file's accuracy-table section instead of printing.")
+    ] = None,
+) -> None:
+    """The markdown accuracy table (shipped vs random weights vs the paper) from saved eval JSON."""
+    from crosspoint.eval.table import render_files, replace_section
+
+    table = render_files(svm, fewshot, partseg)
+    if readme is None:
+        typer.echo(table)
+        return
+    path = Path(readme)
+    path.write_text(replace_section(path.read_text(), table))

@@ -69,6 +69,18 @@ def dataclass_dict(model: nn.Module) -> dict[str, Any]:
     )
 
 
+def cache_path(
+    model: nn.Module,
+    points: np.ndarray,
+    cache_dir: str | Path,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+) -> Path:
+    """Where `embed_cached` keeps (or would keep) these points' features."""
+    key = cache_key(model, points, batch_size=batch_size, device=str(device))
+    return Path(cache_dir) / f"features-{key}.npy"
+
+
 def embed_cached(
     model: nn.Module,
     points: np.ndarray,
@@ -80,10 +92,7 @@ def embed_cached(
     """`embed`, reusing `<cache_dir>/<key>.npy` when the same weights already saw the same points."""
     if cache_dir is None:
         return embed(model, points, batch_size, device, progress)
-    path = (
-        Path(cache_dir)
-        / f"features-{cache_key(model, points, batch_size=batch_size, device=str(device))}.npy"
-    )
+    path = cache_path(model, points, cache_dir, batch_size, device)
     if path.exists():
         return np.load(path)
     features = embed(model, points, batch_size, device, progress)

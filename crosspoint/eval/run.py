@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from crosspoint import checkpoint
-from crosspoint.eval.features import embed_cached
+from crosspoint.eval.features import cache_path, embed_cached
 
 
 def random_twin(model: nn.Module, name: str, seed: int) -> nn.Module:
@@ -135,7 +135,13 @@ def fewshot_eval(
     }
     for label, (model, info) in networks(checkpoint_path, compare_random, seed).items():
         model.to(device)
-        feats = embed_cached(model, pool.points[rows], feature_cache, batch_size, device, f"{label} few-shot")
+        whole = cache_path(model, pool.points, feature_cache, batch_size, device) if feature_cache else None
+        if whole is not None and whole.exists():  # `eval svm` already embedded the whole train split
+            feats = np.load(whole)[rows]
+        else:
+            feats = embed_cached(
+                model, pool.points[rows], feature_cache, batch_size, device, f"{label} few-shot"
+            )
         per_setting = {}
 
         def rows_of(idx: np.ndarray, f: np.ndarray = feats) -> np.ndarray:
@@ -157,13 +163,15 @@ def partseg_eval(
     batch_size: int = 8,
     device: str = "cpu",
     cache_dir: str | None = None,
+    compare_random: bool = False,
+    seed: int = 0,
 ) -> dict[str, Any]:
+    """`results` scores the checkpoint; with `compare_random`, `random` scores its random-weights twin."""
     from crosspoint.data import load_shapenetpart_npz
     from crosspoint.eval.partseg import evaluate_partseg
 
     ckpt = checkpoint.load(checkpoint_path)
     num_points = int(ckpt.preprocess.get("num_points", 2048))
-    model = ckpt.model.to(device)
     real = load_shapenetpart_npz(data, split=split, num_points=num_points, cache_dir=cache_dir)  # type: ignore[arg-type]
     doc: dict[str, Any] = {
         "protocol": {
@@ -172,21 +180,26 @@ def partseg_eval(
             "split": split,
         },
         "checkpoint": {"path": str(checkpoint_path), "weights_sha256": ckpt.config.get("weights_sha256")},
-        "results": {},
     }
+    sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     if len(real):
-        doc["results"]["shapenetpart"] = evaluate_partseg(
-            model, real.points, real.part_labels, real.categories, batch_size, device
-        )
+        sets["shapenetpart"] = (real.points, real.part_labels, real.categories)
     if procedural:
         from crosspoint.train.partseg import ProceduralParts
 
         items = [ProceduralParts(procedural, num_points, procedural_seed)[i] for i in range(procedural)]
-        pts = torch.stack([it["points"] for it in items]).numpy()
-        labels = torch.stack([it["part_labels"] for it in items]).numpy()
-        cats = torch.stack([it["category"] for it in items]).numpy()
-        doc["results"]["procedural"] = {
-            **evaluate_partseg(model, pts, labels, cats, batch_size, device),
-            "seed": procedural_seed,
+        sets["procedural"] = tuple(  # type: ignore[assignment]
+            torch.stack([it[key] for it in items]).numpy() for key in ("points", "part_labels", "category")
+        )
+    models = {"results": ckpt.model}
+    if compare_random:
+        models["random"] = random_twin(ckpt.model, ckpt.model_name, seed)
+        doc["random_init_seed"] = seed
+    for section, model in models.items():
+        model.to(device)
+        doc[section] = {
+            name: evaluate_partseg(model, *arrays, batch_size, device) for name, arrays in sets.items()
         }
+        if procedural:
+            doc[section]["procedural"]["seed"] = procedural_seed
     return doc

@@ -66,6 +66,32 @@ def test_fewshot_is_reproducible(dgcnn_ckpt: Path, tmp_path: Path) -> None:
     assert doc["protocol"]["pool_split"] == "train"
 
 
+def test_fewshot_takes_its_rows_from_the_whole_split_features_svm_cached(
+    dgcnn_ckpt: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from crosspoint.data import load_modelnet40_npz
+    from crosspoint.eval.features import cache_path, embed
+    from crosspoint.eval.fewshot import needed_indices, sample_episodes
+    from crosspoint.eval.run import fewshot_eval
+
+    kwargs = {"ways": (3,), "shots": (2,), "queries": 4, "runs": 3, "num_points": 512, "seed": 5}
+    plain = fewshot_eval(str(dgcnn_ckpt), **kwargs)  # type: ignore[arg-type]
+    pool = load_modelnet40_npz(split="train", num_points=512)
+    rows = needed_indices(sample_episodes(pool.labels, 3, 2, 4, 3, 5)[0])
+    model = checkpoint.load(dgcnn_ckpt).model
+    # What `eval svm` would have cached for the whole split; rows no episode uses stay zero.
+    whole = np.zeros((len(pool), model.num_features), np.float32)
+    whole[rows] = embed(model, pool.points[rows])
+    path = cache_path(model, pool.points, tmp_path, 32, "cpu")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, whole)
+    cached = fewshot_eval(str(dgcnn_ckpt), feature_cache=tmp_path, **kwargs)  # type: ignore[arg-type]
+    assert cached["results"] == plain["results"]
+    assert list(tmp_path.iterdir()) == [path]  # nothing embedded again
+
+
 def test_partseg_is_reproducible(tmp_path: Path) -> None:
     torch.manual_seed(0)
     path = tmp_path / "seg.safetensors"
@@ -74,5 +100,6 @@ def test_partseg_is_reproducible(tmp_path: Path) -> None:
     real = doc["results"]["shapenetpart"]
     assert real["shapes"] == len(load_shapenetpart_npz(split="test", num_points=512)) > 0
     assert 0.0 <= real["instance_miou"] <= 1.0 and 0.0 <= real["class_miou"] <= 1.0
+    assert doc["random"]["shapenetpart"]["shapes"] == real["shapes"] and doc["random_init_seed"] == 0
     table = runner.invoke(app, ["partseg", "--checkpoint", str(path)])  # the human-readable form
     assert table.exit_code == 0 and "instance mIoU" in table.stdout
