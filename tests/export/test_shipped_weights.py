@@ -53,12 +53,15 @@ def _session(repo: Path, model: str) -> tuple[ort.InferenceSession, dict[str, An
     return session, repository.read_model_metadata(repo, model, version)
 
 
-def _run(session: ort.InferenceSession, output: str, batch: int = 16, **inputs: np.ndarray) -> np.ndarray:
+def _run(
+    session: ort.InferenceSession, outputs: list[str], batch: int = 16, **inputs: np.ndarray
+) -> list[np.ndarray]:
+    """The named outputs over all rows of `inputs`, `batch` rows a call."""
     n = len(next(iter(inputs.values())))
-    chunks = [
-        session.run([output], {k: v[i : i + batch] for k, v in inputs.items()})[0] for i in range(0, n, batch)
+    runs = [
+        session.run(outputs, {k: v[i : i + batch] for k, v in inputs.items()}) for i in range(0, n, batch)
     ]
-    return np.concatenate(chunks)
+    return [np.concatenate([r[o] for r in runs]) for o in range(len(outputs))]
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +120,9 @@ def classified(random_repository: Path, modelnet: dict[str, np.ndarray]) -> dict
     out: dict[str, dict[str, np.ndarray]] = {}
     for label, repo in {"shipped": COMMITTED, "random": random_repository}.items():
         session, _ = _session(repo, "classify")
-        names = ["logits", "embedding"]
         for split in ("probe", "test"):
-            x = modelnet[f"{split}_x"]
-            runs = [session.run(names, {"points": x[i : i + 16]}) for i in range(0, len(x), 16)]
-            for n, name in enumerate(names):
-                out.setdefault(label, {})[f"{split}_{name}"] = np.concatenate([r[n] for r in runs])
+            logits, embedding = _run(session, ["logits", "embedding"], points=modelnet[f"{split}_x"])
+            out.setdefault(label, {}).update({f"{split}_logits": logits, f"{split}_embedding": embedding})
     return out
 
 
@@ -144,7 +144,7 @@ def test_embedding_beats_random_weights_under_the_linear_probe(
 
     # The served embed graph embeds exactly as the served classify graph (same backbone).
     session, _ = _session(COMMITTED, "embed")
-    embed = _run(session, "embedding", points=modelnet["test_x"][:16])
+    (embed,) = _run(session, ["embedding"], points=modelnet["test_x"][:16])
     np.testing.assert_allclose(embed, classified["shipped"]["test_embedding"][:16], rtol=1e-4, atol=1e-4)
     scores = {}
     for label, outputs in classified.items():
@@ -158,8 +158,10 @@ def test_embedding_beats_random_weights_under_the_linear_probe(
 
 
 def test_segment_beats_random_weights(random_repository: Path) -> None:
+    import torch
+
     from crosspoint.data import load_shapenetpart_npz
-    from crosspoint.eval.partseg import category_part_mask, miou_summary, shape_ious
+    from crosspoint.eval.partseg import miou_summary, restricted_argmax, shape_ious
     from crosspoint.train.partseg import ProceduralParts
 
     real = load_shapenetpart_npz(split="test", num_points=1024)
@@ -175,12 +177,11 @@ def test_segment_beats_random_weights(random_repository: Path) -> None:
     for label, repo in {"shipped": COMMITTED, "random": random_repository}.items():
         session, _ = _session(repo, "segment")
         for name, (points, parts, cats) in sets.items():
-            import torch
-
             onehot = np.eye(16, dtype=np.float32)[cats]
-            logits = _run(session, "part_logits", batch=4, points=points.astype(np.float32), category=onehot)
-            mask = category_part_mask(torch.as_tensor(cats)).numpy()
-            pred = np.where(mask[:, None, :], logits, -np.inf).argmax(-1)
+            (logits,) = _run(
+                session, ["part_logits"], batch=4, points=points.astype(np.float32), category=onehot
+            )
+            pred = restricted_argmax(torch.as_tensor(logits), torch.as_tensor(cats)).numpy()
             miou.setdefault(name, {})[label] = miou_summary(
                 shape_ious(pred, parts, cats.tolist()), cats.tolist()
             )["instance_miou"]
