@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,8 @@ def render(svm: dict[str, Any], fewshot: dict[str, Any], partseg: dict[str, Any]
         f"| linear SVM, test (variant chosen on validation) | {_pct(pre['best']['test_accuracy'])} "
         f"| {_pct(rnd['best']['test_accuracy'])} | {PAPER['svm']} |",
     ]
-    for setting in ("5way_10shot", "5way_20shot", "10way_10shot", "10way_20shot"):
-        ways, shots = re.fullmatch(r"(\d+)way_(\d+)shot", setting).groups()  # type: ignore[union-attr]
+    for ways, shots in ((5, 10), (5, 20), (10, 10), (10, 20)):
+        setting = f"{ways}way_{shots}shot"
         cells = [
             f"{r['mean']:.1f} ± {r['std']:.1f}"  # percent already
             for r in (fewshot["results"]["pretrained"][setting], fewshot["results"]["random"][setting])

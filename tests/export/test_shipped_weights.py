@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -43,14 +42,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _session(repo: Path, model: str) -> tuple[ort.InferenceSession, dict[str, Any]]:
+def _session(repo: Path, model: str) -> ort.InferenceSession:
     version = repository.latest_version(repo, model)
     assert version is not None, f"{repo}/{model}: no version"
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     path = repository.version_dir(repo, model, version) / "model.onnx"
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session, repository.read_model_metadata(repo, model, version)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _run(
@@ -119,7 +117,7 @@ def classified(random_repository: Path, modelnet: dict[str, np.ndarray]) -> dict
     """The served classify graph's logits and embeddings, shipped and random weights."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for label, repo in {"shipped": COMMITTED, "random": random_repository}.items():
-        session, _ = _session(repo, "classify")
+        session = _session(repo, "classify")
         for split in ("probe", "test"):
             logits, embedding = _run(session, ["logits", "embedding"], points=modelnet[f"{split}_x"])
             out.setdefault(label, {}).update({f"{split}_logits": logits, f"{split}_embedding": embedding})
@@ -143,7 +141,7 @@ def test_embedding_beats_random_weights_under_the_linear_probe(
     from crosspoint.eval.svm import svm_both
 
     # The served embed graph embeds exactly as the served classify graph (same backbone).
-    session, _ = _session(COMMITTED, "embed")
+    session = _session(COMMITTED, "embed")
     (embed,) = _run(session, ["embedding"], points=modelnet["test_x"][:16])
     np.testing.assert_allclose(embed, classified["shipped"]["test_embedding"][:16], rtol=1e-4, atol=1e-4)
     scores = {}
@@ -175,7 +173,7 @@ def test_segment_beats_random_weights(random_repository: Path) -> None:
     }
     miou: dict[str, dict[str, float]] = {}
     for label, repo in {"shipped": COMMITTED, "random": random_repository}.items():
-        session, _ = _session(repo, "segment")
+        session = _session(repo, "segment")
         for name, (points, parts, cats) in sets.items():
             onehot = np.eye(16, dtype=np.float32)[cats]
             (logits,) = _run(
