@@ -7,7 +7,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps serve test test-slow lint typecheck check clean
+.PHONY: install system-deps serve test test-slow lint typecheck check clean lock
 
 system-deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -17,11 +17,13 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# Everything comes from the lock (exact versions, sha256 checked, no dependency resolution at install
+# time), so the same commit installs the same bytes on any day. The stamp remembers which lock it saw.
+$(STAMP): pyproject.toml requirements/dev.lock
 	$(MAKE) system-deps
 	test -x $(PY) || python3 -m venv .venv
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[train,triton,batch,dev]"
+	$(PIP) install -q --require-hashes --no-deps -r requirements/dev.lock
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PIP) check
 	touch $(STAMP)
 
@@ -44,6 +46,10 @@ typecheck: install
 	.venv/bin/mypy crosspoint export server clients
 
 check: lint typecheck test
+
+# Maintainers: after changing dependencies in pyproject.toml (a test says so when the lock disagrees).
+lock: install
+	PATH="$(CURDIR)/.venv/bin:$$PATH" $(PY) tools/lock.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,6 @@ import re
 import shlex
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -58,40 +57,16 @@ def test_installs_only_the_serving_set() -> None:
     assert any("! pip show torch" in args for op, args in FINAL_STAGE if op == "RUN")
 
 
-def _serving_closure() -> dict[str, str]:
-    """name -> version for crosspoint-serve's [project] dependencies and everything they pull in."""
-    from packaging.markers import default_environment
-    from packaging.requirements import Requirement
-
-    def norm(name: str) -> str:
-        return re.sub(r"[-_.]+", "-", name).lower()
-
-    found: dict[str, str] = {}
-    stack: list[tuple[str, tuple[str, ...]]] = [("crosspoint-serve", ())]
-    while stack:
-        name, extras = stack.pop()
-        dist = metadata.distribution(name)
-        found[norm(name)] = dist.version
-        for text in dist.requires or []:
-            req = Requirement(text)
-            wanted = req.marker is None or any(
-                req.marker.evaluate({**default_environment(), "extra": extra}) for extra in ("", *extras)
-            )
-            if wanted and (norm(req.name) not in found or req.extras):
-                stack.append((req.name, tuple(req.extras)))
-    found.pop("crosspoint-serve")
-    return found
-
-
-def test_pins_match_the_tested_environment() -> None:
-    block = re.search(r"printf '%s\\n' (.*?) > /constraints.txt", DOCKERFILE.replace("\\\n", " "), re.S)
-    assert block, "no constraints block"
-    pins = dict(p.split("==") for p in block[1].split())
-    closure = _serving_closure()
-    assert "torch" not in closure
-    missing = sorted(set(closure) - set(pins))
-    differ = {n: (pins[n], closure[n]) for n in closure if n in pins and pins[n] != closure[n]}
-    assert not missing and not differ, f"refresh the Dockerfile pins: missing {missing}, differ {differ}"
+def test_image_installs_the_serving_lock_and_nothing_else() -> None:
+    """Same bytes as the tested environment: the serving lock with hashes, then our package without deps."""
+    runs = [args for op, args in INSTRUCTIONS if op == "RUN" and "pip install" in args]
+    assert any("--require-hashes" in r and "--no-deps" in r and "-r requirements/serve.lock" in r for r in runs)
+    for run in runs:
+        for command in run.split("&&"):
+            if "pip install" in command:
+                assert "--no-deps" in command and "--index-url" not in command, command
+    assert ("COPY", "requirements/serve.lock ./requirements/serve.lock") in INSTRUCTIONS
+    assert "/constraints.txt" not in DOCKERFILE  # the old hand-refreshed pins are gone
 
 
 def test_serve_starts_without_torch() -> None:
