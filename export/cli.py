@@ -2,6 +2,7 @@
 
     crosspoint export cls.safetensors seg.safetensors --repository model_repository
     crosspoint validate-repository model_repository
+    crosspoint calibrate --repository model_repository [-m classify] [--version N]
 
 Heavy imports (torch, onnx) happen inside the commands so `crosspoint --help` stays fast.
 """
@@ -87,6 +88,53 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"{name} v{exported.version}: {exported.directory} ({sizes}); parity max |diff| {worst:.2e}; "
                 f"{took:.1f} s"
+            )
+
+    @app.command("calibrate")
+    def calibrate_command(
+        repository: Annotated[Path, typer.Option(help="Model repository holding the versions")] = Path(
+            "model_repository"
+        ),
+        models: Annotated[
+            list[str] | None, typer.Option("--models", "-m", help="embed and/or classify (default: both)")
+        ] = None,
+        version: Annotated[
+            int | None, typer.Option(min=1, help="Version (default: each model's latest)")
+        ] = None,
+        fit_per_class: Annotated[
+            int, typer.Option(min=0, help="Fitting shapes per class for the OOD statistics (0 = all)")
+        ] = 0,
+        rank: Annotated[int, typer.Option(min=1, help="PPCA rank of the shared covariance")] = 256,
+        data: Annotated[Path | None, typer.Option(help="ModelNet40 npz (default: the shared one)")] = None,
+        cache_dir: Annotated[
+            Path | None, typer.Option(help="Cache graph outputs here (default .cache/calibrate)")
+        ] = None,
+    ) -> None:
+        """Fit temperature + OOD statistics of served versions on ModelNet40 validation; write them beside the graph."""
+        import logging
+
+        from export.calibrate import calibrate_version
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        for model in models or ["embed", "classify"]:
+            try:
+                doc = calibrate_version(
+                    repository,
+                    model,
+                    version,
+                    fit_per_class=fit_per_class,
+                    rank=rank,
+                    data=data,
+                    cache_dir=cache_dir or Path(".cache/calibrate"),
+                )
+            except (ValueError, OSError) as exc:
+                typer.echo(f"calibrate {model} failed: {exc}", err=True)
+                raise typer.Exit(1) from None
+            temperature = f"temperature {doc['temperature']:.3f}, " if doc["temperature"] else ""
+            typer.echo(
+                f"{model} v{doc['version']}: {temperature}OOD threshold {doc['ood']['threshold']:.3f} "
+                f"({doc['data']['fit_rows']} fitting / {doc['data']['val_rows']} validation shapes, "
+                f"{doc['seconds']:.0f} s)"
             )
 
     @app.command("validate-repository")

@@ -1,0 +1,326 @@
+"""`crosspoint calibrate`: fit a served version's temperature and OOD statistics with its exported graph.
+
+    crosspoint calibrate --repository model_repository                  # latest embed + classify
+    crosspoint calibrate --repository model_repository -m classify --version 3
+
+Data: the shared ModelNet40 train split, cut by `train_val_split` with the val_fraction and seed the
+class head was trained with (read from the version's crosspoint.json; 0.1 / 0 otherwise):
+- class means + the shared PPCA covariance (export/trust.py) from the fitting part (all of it, or
+  `fit_per_class` shapes per class chosen with the seed);
+- the OOD threshold from the validation part, which the statistics never saw: the 95th percentile of
+  its scores, so 95% of validation shapes pass;
+- the temperature (classify) minimises the negative log-likelihood of the validation part under a
+  head that never saw it (`validation_logits`).
+The graph runs on ONNX Runtime (CPU), the same file the gateway serves; its outputs over the train
+split are cached (`cache_dir`, keyed by graph + points), so a second run takes seconds.
+Writes ood.npz, then calibration.json (atomically) into the version directory; nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.repository import ONNX_FILE, read_model_metadata, version_dir, write_text_atomic
+from export.trust import (
+    CALIBRATION_FILE,
+    CALIBRATION_FORMAT,
+    OOD_FILE,
+    OOD_METHOD,
+    OodStats,
+    file_sha256,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RANK = 256
+DEFAULT_FIT_PER_CLASS = 0  # 0 = every shape of the fitting part
+TARGET_TPR = 0.95
+ECE_BINS = 15
+
+
+# --- running the exported graph ---
+
+
+def onnx_session(path: Path, threads: int | None = None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_graph(
+    path: Path, points: np.ndarray, *, batch_size: int = 16, cache_dir: Path | None = None, label: str = ""
+) -> dict[str, np.ndarray]:
+    """All outputs of the graph at `path` for clouds `points [M, N, 3]`, cached by (graph, points) bytes."""
+    key = hashlib.sha256()
+    key.update(file_sha256(path).encode())
+    key.update(np.ascontiguousarray(points, dtype=np.float32).tobytes())
+    cache = cache_dir / f"graph-{key.hexdigest()[:24]}.npz" if cache_dir is not None else None
+    if cache is not None and cache.exists():
+        with np.load(cache) as f:
+            return {name: f[name] for name in f.files}
+    session = onnx_session(path)
+    names = [o.name for o in session.get_outputs()]
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    start = time.time()
+    for i in range(0, len(points), batch_size):
+        outs = session.run(None, {"points": np.asarray(points[i : i + batch_size], dtype=np.float32)})
+        for name, value in zip(names, outs, strict=True):
+            chunks[name].append(value)
+        done = min(i + batch_size, len(points))
+        if label and (done == len(points) or (i // batch_size) % 20 == 0):
+            log.info("%s: %d/%d clouds, %.0f s", label, done, len(points), time.time() - start)
+    result = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **result)
+        os.replace(tmp, cache)
+    return result
+
+
+# --- fitting ---
+
+
+def fit_ood_stats(embeddings: np.ndarray, labels: np.ndarray, rank: int = DEFAULT_RANK) -> OodStats:
+    """Class means and the PPCA estimate of the shared within-class covariance (export/trust.py)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    classes = np.unique(labels)
+    means = np.zeros((int(labels.max()) + 1, x.shape[1]))
+    for c in classes:
+        means[c] = x[labels == c].mean(axis=0)
+    centred = x - means[labels]
+    # Eigen-decomposition of the scatter through the SVD of the centred rows (n x D, n may be < D).
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    dof = max(len(x) - len(classes), 1)
+    eigen = singular**2 / dof
+    rank = min(rank, int((eigen > eigen[0] * 1e-12).sum()) - 1)
+    total = float(eigen.sum())  # the trace: the sum over all D directions
+    residual = (total - float(eigen[:rank].sum())) / (x.shape[1] - rank)
+    if residual <= 0:
+        raise ValueError("the embeddings span fewer directions than the PPCA rank")
+    keep = [c for c in range(len(means)) if c in set(classes.tolist())]
+    if len(keep) != len(means):
+        raise ValueError(f"classes without fitting rows: {sorted(set(range(len(means))) - set(keep))}")
+    return OodStats(means=means, basis=vt[:rank].T.copy(), variances=eigen[:rank], residual_variance=residual)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The T > 0 that minimises the negative log-likelihood of softmax(logits / T) (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar
+
+    result = minimize_scalar(
+        lambda log_t: nll(logits, labels, float(np.exp(log_t))), bounds=(-5.0, 5.0), method="bounded"
+    )
+    return float(np.exp(result.x))
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict[str, Any]:
+    """Expected calibration error over `bins` equal-width confidence bins, and the per-bin table."""
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    table = []
+    ece = 0.0
+    for b in range(bins):
+        inside = which == b
+        n = int(inside.sum())
+        if n:
+            acc, conf = float(correct[inside].mean()), float(confidence[inside].mean())
+            ece += n / len(labels) * abs(acc - conf)
+            table.append({"bin": b, "count": n, "accuracy": acc, "confidence": conf})
+    return {"ece": ece, "bins": bins, "accuracy": float(correct.mean()), "table": table}
+
+
+def threshold_at(scores: np.ndarray, tpr: float = TARGET_TPR) -> float:
+    """The score below which `tpr` of in-distribution rows fall (the in_distribution cut-off)."""
+    return float(np.quantile(np.asarray(scores, dtype=np.float64), tpr, method="higher"))
+
+
+# --- data ---
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    points: np.ndarray  # the official train split, prepared [M, N, 3]
+    labels: np.ndarray
+    fit_idx: np.ndarray  # rows of the fitting part used for the OOD statistics
+    head_idx: np.ndarray  # the whole fitting part (what a proxy class head trains on)
+    val_idx: np.ndarray
+    description: dict[str, Any]
+
+
+def split_settings(metadata: dict[str, Any]) -> tuple[float, int]:
+    """The validation fraction and seed the version's class head was trained with (0.1, 0 if unknown)."""
+    training = (metadata.get("checkpoint") or {}).get("training") or {}
+    head = training.get("head_config") or {}
+    return float(head.get("val_fraction", 0.1)), int(head.get("seed", 0))
+
+
+def calibration_data(
+    num_points: int,
+    val_fraction: float,
+    seed: int,
+    fit_per_class: int = DEFAULT_FIT_PER_CLASS,
+    data: Path | None = None,
+) -> CalibrationData:
+    from crosspoint.data import load_modelnet40_npz, train_val_split
+    from crosspoint.data.modelnet import default_modelnet40_npz
+
+    path = data or default_modelnet40_npz()
+    train = load_modelnet40_npz(path, split="train", num_points=num_points)
+    head_idx, val_idx = train_val_split(train.labels, val_fraction=val_fraction, seed=seed)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(train.labels[head_idx]):
+        rows = head_idx[train.labels[head_idx] == c]
+        chosen.append(np.sort(rng.permutation(rows)[:fit_per_class]) if fit_per_class > 0 else rows)
+    fit_idx = np.sort(np.concatenate(chosen))
+    return CalibrationData(
+        points=train.points,
+        labels=train.labels,
+        fit_idx=fit_idx,
+        head_idx=head_idx,
+        val_idx=val_idx,
+        description={
+            "data": str(path.name),
+            "data_sha256": file_sha256(path),
+            "split": "official train, train_val_split(val_fraction, seed) as the class head used",
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "fit_rows": len(fit_idx),
+            "fit_per_class": fit_per_class,
+            "val_rows": len(val_idx),
+            "num_points": num_points,
+        },
+    )
+
+
+def validation_logits(
+    metadata: dict[str, Any], sets: CalibrationData, outputs: dict[str, np.ndarray]
+) -> tuple[np.ndarray, str]:
+    """Logits of the validation part from a head that never saw it, and where they come from.
+
+    `crosspoint train head` picks C on the validation part, then refits the served head on ALL of
+    train (validation included): its own validation logits are those of training data and would
+    make the temperature far too low. For such a head the same recipe (scaler + classifier + C, from
+    crosspoint.json) is refitted on the fitting part only, on the graph's own embeddings, and its
+    temperature is taken: the served head differs from it only by the 10% more data it saw.
+    """
+    training = (metadata.get("checkpoint") or {}).get("training") or {}
+    if training.get("task") != "linear_head":
+        return outputs["logits"][sets.val_idx], "served head (it did not train on the validation part)"
+    from sklearn.preprocessing import StandardScaler
+
+    from crosspoint.train.head import make_classifier
+
+    seed = int((training.get("head_config") or {}).get("seed", 0))
+    x, y = outputs["embedding"], sets.labels
+    scaler = StandardScaler().fit(x[sets.head_idx])
+    clf = make_classifier(str(training["classifier"]), float(training["C"]), seed)
+    clf.fit(scaler.transform(x[sets.head_idx]), y[sets.head_idx])
+    logits = clf.decision_function(scaler.transform(x[sets.val_idx]))
+    return np.asarray(logits, dtype=np.float64), (
+        f"proxy head: {training['classifier']} C={training['C']} refitted on the fitting part "
+        f"({len(sets.head_idx)} shapes); the served head was refitted on all of train, validation included"
+    )
+
+
+# --- the command ---
+
+
+def calibrate_version(
+    repository: Path,
+    model: str,
+    version: int | None = None,
+    *,
+    fit_per_class: int = DEFAULT_FIT_PER_CLASS,
+    rank: int = DEFAULT_RANK,
+    data: Path | None = None,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Fit and write calibration.json + ood.npz for one version of embed or classify; returns the document."""
+    metadata = read_model_metadata(repository, model, version)
+    directory = version_dir(repository, model, metadata["version"])
+    graph = directory / ONNX_FILE
+    outputs = {o["name"] for o in metadata["outputs"]}
+    if "embedding" not in outputs:
+        raise ValueError(f"{model}: the graph has no embedding output to score")
+    val_fraction, seed = split_settings(metadata)
+    start = time.time()
+    sets = calibration_data(int(metadata["num_points"]), val_fraction, seed, fit_per_class, data)
+    out = run_graph(graph, sets.points, cache_dir=cache_dir, label=f"{model} (ModelNet40 train)")
+    stats = fit_ood_stats(out["embedding"][sets.fit_idx], sets.labels[sets.fit_idx], rank)
+    val_labels = sets.labels[sets.val_idx]
+    val_scores = stats.score(out["embedding"][sets.val_idx])
+    threshold = threshold_at(val_scores)
+    document: dict[str, Any] = {
+        "format": CALIBRATION_FORMAT,
+        "model": model,
+        "version": metadata["version"],
+        "graph_sha256": file_sha256(graph),
+        "temperature": None,
+        "ood": {
+            "method": OOD_METHOD,
+            "file": OOD_FILE,
+            "rank": int(stats.basis.shape[1]),
+            "threshold": threshold,
+            "target_tpr": TARGET_TPR,
+            "score": "min over classes of squared Mahalanobis distance / embedding dim",
+            "val_score_quantiles": {
+                str(q): float(np.quantile(val_scores, q)) for q in (0.05, 0.5, 0.95, 0.99)
+            },
+        },
+        "data": sets.description,
+    }
+    if "logits" in out:
+        logits, source = validation_logits(metadata, sets, out)
+        temperature = fit_temperature(logits, val_labels)
+        document["temperature"] = temperature
+        document["val"] = {
+            "temperature_from": source,
+            "accuracy": float((logits.argmax(1) == val_labels).mean()),
+            "nll_before": nll(logits, val_labels, 1.0),
+            "nll_after": nll(logits, val_labels, temperature),
+            "ece_before": reliability(softmax(logits), val_labels)["ece"],
+            "ece_after": reliability(softmax(logits, temperature), val_labels)["ece"],
+        }
+    document["computed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    document["seconds"] = round(time.time() - start, 1)
+    stats_path = directory / OOD_FILE
+    tmp = stats_path.with_name(f".{OOD_FILE}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **stats.arrays())
+    document["ood"]["sha256"] = file_sha256(tmp)
+    os.replace(tmp, stats_path)
+    # The document last: a reader that finds it finds the statistics it names.
+    write_text_atomic(directory / CALIBRATION_FILE, json.dumps(document, indent=1, sort_keys=True) + "\n")
+    return document

@@ -1,0 +1,172 @@
+"""Calibration and out-of-distribution statistics of a served version, read and applied without torch.
+
+Written by `crosspoint calibrate` (export/calibrate.py) beside the graph, versioned with it:
+
+    <repository>/<model>/<version>/calibration.json   temperature (classify), OOD method, threshold,
+                                                      provenance, sha256 of ood.npz and model.onnx
+    <repository>/<model>/<version>/ood.npz            the statistics the OOD score needs
+
+The OOD score is the Mahalanobis distance of the 2048-d embedding to the nearest class mean under one
+covariance shared by all classes (Lee et al. 2018), the covariance estimated as probabilistic PCA: the
+top `rank` principal directions of the within-class scatter keep their own variances, the rest share
+their mean variance. With a few thousand fitting shapes in 2048 dimensions the sample covariance is
+singular; this is its usual well-conditioned estimate, and it needs 2 MB instead of a 16 MB precision
+matrix. Score = d^2 / dim (about 1 for a typical training shape; higher = less like the training data).
+The gateway computes it in numpy from the `embedding` output, so both backends give the same score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crosspoint.geometry.normalize import up_axis_rotation
+
+CALIBRATION_FILE = "calibration.json"
+OOD_FILE = "ood.npz"
+CALIBRATION_FORMAT = "crosspoint-calibration/1"
+OOD_METHOD = "mahalanobis_ppca"
+
+
+class TrustError(ValueError):
+    """calibration.json / ood.npz are missing pieces, disagree with each other, or are not ours."""
+
+
+@dataclass(frozen=True)
+class OodStats:
+    """Class means and a shared PPCA covariance of the embedding (see module doc)."""
+
+    means: np.ndarray  # float64 [C, D]
+    basis: np.ndarray  # float64 [D, r]: orthonormal principal directions
+    variances: np.ndarray  # float64 [r]: variance along each direction
+    residual_variance: float  # variance of every direction outside the basis
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "means": self.means.astype(np.float32),
+            "basis": self.basis.astype(np.float32),
+            "variances": self.variances.astype(np.float64),
+            "residual_variance": np.array(self.residual_variance, dtype=np.float64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> OodStats:
+        means = np.asarray(arrays["means"], dtype=np.float64)
+        basis = np.asarray(arrays["basis"], dtype=np.float64)
+        variances = np.asarray(arrays["variances"], dtype=np.float64)
+        residual = float(arrays["residual_variance"])
+        if means.ndim != 2 or basis.shape[0] != means.shape[1] or variances.shape != (basis.shape[1],):
+            raise TrustError(f"ood statistics of inconsistent shapes: {means.shape}, {basis.shape}")
+        if residual <= 0 or (variances <= 0).any():
+            raise TrustError("ood statistics need positive variances")
+        return cls(means, basis, variances, residual)
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    def distances(self, embeddings: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance of each row to each class mean, divided by D: [B, C]."""
+        x = np.asarray(embeddings, dtype=np.float64)
+        # Expanded so no [B, C, D] tensor is built: ||x - m||^2 and its projection onto the basis.
+        inside = (x @ self.basis)[:, None, :] - (self.means @ self.basis)[None, :, :]  # [B, C, r]
+        total = (x * x).sum(-1)[:, None] - 2.0 * x @ self.means.T + (self.means**2).sum(-1)[None, :]
+        along = (inside**2).sum(-1)
+        d2 = (inside**2 / self.variances).sum(-1) + np.maximum(total - along, 0.0) / self.residual_variance
+        return d2 / self.dim
+
+    def score(self, embeddings: np.ndarray) -> np.ndarray:
+        """OOD score per row: distance to the nearest class mean (higher = less like the training data)."""
+        return self.distances(embeddings).min(axis=1)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a version's answers need beyond the graph: temperature, OOD statistics and threshold."""
+
+    temperature: float | None  # classify only
+    threshold: float  # ood_score <= threshold -> in distribution
+    stats: OodStats
+    document: dict[str, Any]
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Softmax of logits / T (plain softmax when this version has no temperature)."""
+        scaled = np.asarray(logits, dtype=np.float64) / (self.temperature or 1.0)
+        scaled -= scaled.max(axis=-1, keepdims=True)
+        exp = np.exp(scaled)
+        return exp / exp.sum(axis=-1, keepdims=True)
+
+    def ood_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.stats.score(embeddings)
+
+    def in_distribution(self, scores: np.ndarray) -> np.ndarray:
+        return np.asarray(scores) <= self.threshold
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_trust(version_dir: str | os.PathLike[str]) -> Trust | None:
+    """The version's calibration, or None when it has none (an uncalibrated version still serves).
+
+    Raises TrustError when the files exist but do not belong together: ood.npz must be the file the
+    document names, so a half-copied version is never scored with someone else's statistics.
+    """
+    directory = Path(version_dir)
+    path = directory / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        document: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TrustError(f"{path}: not valid JSON ({exc})") from exc
+    if document.get("format") != CALIBRATION_FORMAT:
+        raise TrustError(f"{path}: format {document.get('format')!r}, expected {CALIBRATION_FORMAT!r}")
+    ood = document.get("ood") or {}
+    if ood.get("method") != OOD_METHOD:
+        raise TrustError(f"{path}: unknown OOD method {ood.get('method')!r}")
+    stats_path = directory / str(ood.get("file", OOD_FILE))
+    if not stats_path.is_file():
+        raise TrustError(f"{stats_path}: missing (named by {path.name})")
+    if ood.get("sha256") != file_sha256(stats_path):
+        raise TrustError(f"{stats_path}: sha256 differs from the one {path.name} records")
+    with np.load(stats_path) as f:
+        stats = OodStats.from_arrays({name: f[name] for name in f.files})
+    temperature = document.get("temperature")
+    return Trust(
+        temperature=float(temperature) if temperature is not None else None,
+        threshold=float(ood["threshold"]),
+        stats=stats,
+        document=document,
+    )
+
+
+AUTO_UP_AXES: tuple[str, ...] = ("+x", "-x", "+y", "-y", "+z", "-z")
+"""The candidates of up_axis=auto, in the order of their rows in the batch."""
+
+
+def auto_candidates(points: np.ndarray) -> np.ndarray:
+    """Model-frame clouds [M, N, 3] (prepared with up_axis y) -> [M * 6, N, 3]: row m * 6 + a is cloud m
+    as `prepare(..., up_axis=AUTO_UP_AXES[a])` frames it (the same rotation, applied after centring)."""
+    rotations = np.stack([up_axis_rotation(a) for a in AUTO_UP_AXES]).astype(np.float32)
+    clouds = np.asarray(points, dtype=np.float32)
+    return np.einsum("mnj,aij->mani", clouds, rotations).reshape(-1, *clouds.shape[1:])
+
+
+def choose_up_axis(ood_scores: np.ndarray, confidences: np.ndarray | None = None) -> int:
+    """Index into AUTO_UP_AXES of the orientation to keep: the most in-distribution one (lowest OOD
+    score); exact ties go to the more confident one, then to the earlier axis."""
+    scores = np.asarray(ood_scores, dtype=np.float64)
+    tie = -np.asarray(confidences, dtype=np.float64) if confidences is not None else np.zeros_like(scores)
+    return int(np.lexsort((np.arange(len(scores)), tie, scores))[0])
