@@ -18,7 +18,11 @@ KEY_OPTION = typer.Option(
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document (a list, one entry per file).")
 POINTS_OPTION = typer.Option(None, "--num-points", help="Points to sample (default: the model's).")
-AXIS_OPTION = typer.Option(None, "--up-axis", help="Up axis of the input: x, y, z, -x, -y or -z (default y).")
+AXIS_OPTION = typer.Option(
+    None,
+    "--up-axis",
+    help="Up axis of the input: x, y, z, -x, -y, -z (default y), or auto (the gateway tries all 6, 6x the work).",
+)
 SEED_OPTION = typer.Option(None, "--seed", help="Sampling seed (default: the gateway's, 0).")
 TIMEOUT_OPTION = typer.Option(120.0, "--timeout", help="Seconds to wait for each answer.")
 FILES_ARGUMENT = typer.Argument(..., exists=True, dir_okay=False, help="Mesh or point-cloud files.")
@@ -141,7 +145,7 @@ def _print_table(task: str, results: list[tuple[Path, Any]]) -> None:
     if not results:
         return
     if task == "embed":
-        table = Table("file", "model", "dims", "norm", "first values", "points")
+        table = Table("file", "model", "dims", "norm", "first values", "points", "up", "verdict")
         for path, r in results:
             head = " ".join(f"{v:+.4f}" for v in r.embedding[:4])
             table.add_row(
@@ -151,17 +155,35 @@ def _print_table(task: str, results: list[tuple[Path, Any]]) -> None:
                 f"{float((r.embedding**2).sum() ** 0.5):.4f}",
                 head,
                 str(r.receipt.get("num_points", "")),
+                str(r.receipt.get("up_axis", "")),
+                _verdict(r),
             )
     elif task == "classify":
-        table = Table("file", "rank", "label", "probability")
+        table = Table("file", "rank", "label", "probability", "up", "verdict")
         for path, r in results:
             for rank, p in enumerate(r.predictions, 1):
-                table.add_row(path.name if rank == 1 else "", str(rank), p.label, f"{p.probability:.4f}")
+                first = rank == 1
+                table.add_row(
+                    path.name if first else "",
+                    str(rank),
+                    p.label,
+                    f"{p.probability:.4f}",
+                    str(r.receipt.get("up_axis", "")) if first else "",
+                    _verdict(r) if first else "",
+                )
     else:
         table = Table("file", "category", "points", "parts (points each)")
         for path, r in results:
             table.add_row(path.name, r.category, str(r.point_labels.size), _part_counts(r))
     Console().print(table)
+
+
+def _verdict(result: Any) -> str:
+    """The OOD verdict: the probabilities of a shape unlike the training data mean little."""
+    if result.in_distribution is None:
+        return "no OOD statistics"
+    word = "in distribution" if result.in_distribution else "OUT OF DISTRIBUTION"
+    return f"{word} (ood_score {result.ood_score:.2f})"
 
 
 def _part_counts(result: Any) -> str:

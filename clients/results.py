@@ -19,6 +19,8 @@ class EmbedResult:
     version: str
     receipt: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
+    ood_score: float | None = None  # higher = less like the training data; None: uncalibrated version
+    in_distribution: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class ClassifyResult:
     version: str
     receipt: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
+    ood_score: float | None = None
+    in_distribution: bool | None = None
 
     @property
     def label(self) -> str:
@@ -75,12 +79,21 @@ def _common(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _trust(body: dict[str, Any]) -> dict[str, Any]:
+    score, verdict = body.get("ood_score"), body.get("in_distribution")
+    return {
+        "ood_score": None if score is None else float(score),
+        "in_distribution": None if verdict is None else bool(verdict),
+    }
+
+
 def parse_embed(body: dict[str, Any]) -> EmbedResult:
     projection = body.get("projection")
     return EmbedResult(
         embedding=np.asarray(body["embedding"], dtype=np.float32),
         projection=None if projection is None else np.asarray(projection, dtype=np.float32),
         **_common(body),
+        **_trust(body),
     )
 
 
@@ -89,7 +102,7 @@ def parse_classify(body: dict[str, Any]) -> ClassifyResult:
         Prediction(str(p["label"]), float(p["probability"]), p.get("index"))
         for p in body.get("predictions", [])
     ]
-    return ClassifyResult(predictions=predictions, **_common(body))
+    return ClassifyResult(predictions=predictions, **_common(body), **_trust(body))
 
 
 def parse_segment(body: dict[str, Any]) -> SegmentResult:

@@ -40,7 +40,21 @@ class ModelAnswer(BaseModel):
     receipt: dict[str, Any] = Field(description="Preprocessing receipt (crosspoint.geometry)")
 
 
-class EmbedResponse(ModelAnswer):
+class TrustFields(BaseModel):
+    ood_score: float | None = Field(
+        default=None,
+        description="Out-of-distribution score of the embedding: squared Mahalanobis distance to the nearest "
+        "ModelNet40 class mean / dimension (about 1 for training shapes; higher = less like the training data). "
+        "null only when the served version has no calibration.json",
+    )
+    in_distribution: bool | None = Field(
+        default=None,
+        description="ood_score <= the version's threshold (chosen so 95% of validation shapes pass); null as "
+        "ood_score",
+    )
+
+
+class EmbedResponse(TrustFields, ModelAnswer):
     embedding: list[float] = Field(description="The 2048-d CrossPoint embedding")
     projection: list[float] | None = Field(
         default=None, description="The 256-d projection (include_projection=true)"
@@ -63,9 +77,10 @@ class Prediction(BaseModel):
     probability: float
 
 
-class ClassifyResponse(ModelAnswer):
+class ClassifyResponse(TrustFields, ModelAnswer):
     predictions: list[Prediction] = Field(
-        description="Top-k classes, most probable first (softmax of the logits)"
+        description="Top-k classes, most probable first (softmax of the logits / the version's calibrated "
+        "temperature)"
     )
 
 

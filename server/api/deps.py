@@ -70,8 +70,10 @@ def require_api_key(
 UpAxis = Annotated[
     str,
     Query(
-        pattern=r"^[+-]?[xyzXYZ]$",
-        description="Up axis of the INPUT (x, y, z, optionally signed); it is rotated to the model's y-up frame",
+        pattern=r"^([+-]?[xyzXYZ]|auto)$",
+        description="Up axis of the INPUT (x, y, z, optionally signed); it is rotated to the model's y-up frame. "
+        "auto: all 6 axis-aligned up directions run as one batch (6 model rows) and the most in-distribution one "
+        "is kept; the receipt names it and gives up_axis_scores",
     ),
 ]
 NumPoints = Annotated[

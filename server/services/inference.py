@@ -15,14 +15,17 @@ given-category call; pass `category` when you know it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import Request
 
+from crosspoint.geometry.normalize import up_axis_rotation
 from export.contract import NUM_CATEGORIES
+from export.trust import AUTO_UP_AXES, Trust, TrustError, auto_candidates, choose_up_axis, load_trust
 from server.backends.base import InferenceBackend, ModelInfo, ServedModel
 from server.core.config import Settings
 from server.errors import ApiError
@@ -37,16 +40,22 @@ from server.schemas import (
 from server.services.parsing import Prepared, PrepareOptions, RawItem, UploadParser
 
 Answer = TypeVar("Answer", EmbedResponse, ClassifyResponse, SegmentResponse)
+AUTO = "auto"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class QueryOptions:
     """Options common to every task (query parameters)."""
 
-    up_axis: str = "y"
+    up_axis: str = "y"  # or "auto": the 6 axis-aligned up directions in one batch, best kept
     num_points: int | None = None
     seed: int = 0
     format: str | None = None
+
+    @property
+    def auto(self) -> bool:
+        return self.up_axis.lower() == AUTO
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,29 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def oriented_receipt(receipt: dict[str, Any], axis: str, scores: dict[str, float]) -> dict[str, Any]:
+    """The receipt of points prepared with up_axis y, then turned so `axis` is up (up_axis=auto)."""
+    rotation = up_axis_rotation(axis)
+    return {
+        **receipt,
+        "up_axis": axis,
+        "rotation": [[float(v) for v in row] for row in rotation],
+        "up_axis_scores": scores,
+    }
+
+
 def category_scores(part_logits: np.ndarray, parts: list[list[int]]) -> np.ndarray:
     """part_logits [C, N, P] (row c: run with category c) -> score per category (see module doc)."""
     logp = log_softmax(part_logits)
     return np.array([logp[c][:, ids].max(axis=-1).mean() if ids else -np.inf for c, ids in enumerate(parts)])
+
+
+def _ood_fields(trust: Trust | None, embedding: np.ndarray) -> dict[str, Any]:
+    """ood_score / in_distribution of one embedding row (null without the version's statistics)."""
+    if trust is None:
+        return {"ood_score": None, "in_distribution": None}
+    score = float(trust.ood_scores(embedding[:1])[0])
+    return {"ood_score": score, "in_distribution": score <= trust.threshold}
 
 
 class InferenceService:
@@ -101,6 +129,69 @@ class InferenceService:
         self.backend = backend
         self.parser = parser
         self.settings = settings
+        self._trust: dict[str, tuple[str, str, Trust | None]] = {}  # name -> (version, path, trust)
+
+    def trust(self, info: ModelInfo) -> Trust | None:
+        """The served version's calibration + OOD statistics (read once per version; None without them)."""
+        cached = self._trust.get(info.name)
+        if cached is not None and cached[:2] == (info.version, str(info.path)):
+            return cached[2]
+        try:
+            trust = load_trust(info.path)
+        except (TrustError, OSError, KeyError, ValueError) as exc:
+            # The version still serves; its answers carry ood_score null rather than a wrong score.
+            logger.error("%s v%s: calibration unusable: %s", info.name, info.version, exc)
+            trust = None
+        self._trust[info.name] = (info.version, str(info.path), trust)
+        return trust
+
+    async def _infer_oriented(
+        self, served: ServedModel, prepared: Prepared, auto: bool, trust: Trust | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The graph's outputs for one shape (one row) and its receipt; with up_axis=auto, the 6
+        orientations run as one batch and the most in-distribution one is kept."""
+        if not auto:
+            return await self.backend.infer(served, {"points": prepared.points[None]}), prepared.receipt
+        out = await self.backend.infer(served, {"points": auto_candidates(prepared.points[None])})
+        logits = out.get("logits")
+        confidence = None
+        if logits is not None:
+            confidence = (trust.probabilities(logits) if trust else softmax(logits)).max(axis=-1)
+        if trust is not None:
+            scores = trust.ood_scores(out["embedding"])
+        elif confidence is not None:
+            scores = -confidence
+        else:
+            raise ApiError(
+                422,
+                "up_axis_auto_unavailable",
+                f"up_axis=auto needs OOD statistics; model '{served.info.name}' version "
+                f"{served.info.version} has none (run `crosspoint calibrate`)",
+            )
+        best = choose_up_axis(scores, confidence)
+        chosen = {name: value[best : best + 1] for name, value in out.items()}
+        per_axis = {axis: float(scores[i]) for i, axis in enumerate(AUTO_UP_AXES)}
+        return chosen, oriented_receipt(prepared.receipt, AUTO_UP_AXES[best], per_axis)
+
+    async def _orient_by_embed(self, prepared: Prepared) -> Prepared:
+        """up_axis=auto for segment (no embedding of its own): the embed model picks the orientation."""
+        embed = self.backend.model("embed")
+        trust = self.trust(embed.info)
+        if trust is None:
+            raise ApiError(
+                422,
+                "up_axis_auto_unavailable",
+                f"up_axis=auto for segment uses the embed model's OOD statistics; version {embed.info.version} "
+                "has none (run `crosspoint calibrate`)",
+            )
+        out = await self.backend.infer(embed, {"points": auto_candidates(prepared.points[None])})
+        scores = trust.ood_scores(out["embedding"])
+        best = choose_up_axis(scores)
+        per_axis = {axis: float(scores[i]) for i, axis in enumerate(AUTO_UP_AXES)}
+        points = auto_candidates(prepared.points[None])[best]
+        return replace(
+            prepared, points=points, receipt=oriented_receipt(prepared.receipt, AUTO_UP_AXES[best], per_axis)
+        )
 
     # --- request plumbing shared by the tasks ---
 
@@ -108,7 +199,8 @@ class InferenceService:
         num_points = resolve_num_points(info, query.num_points, self.settings)
         return PrepareOptions(
             num_points=num_points,
-            up_axis=query.up_axis,
+            # auto: prepare in the input's own frame; the 6 candidate turns are applied to those points.
+            up_axis="y" if query.auto else query.up_axis,
             seed=query.seed,
             min_points=min(num_points, max(info.min_points, self.settings.min_num_points or 0)),
         )
@@ -171,38 +263,44 @@ class InferenceService:
 
     # --- embed ---
 
-    async def _embed(
-        self, served: ServedModel, prepared: Prepared, include_projection: bool
-    ) -> EmbedResponse:
-        out = await self.backend.infer(served, {"points": prepared.points[None]})
+    async def _embed(self, served: ServedModel, prepared: Prepared, query: EmbedOptions) -> EmbedResponse:
+        trust = self.trust(served.info)
+        out, receipt = await self._infer_oriented(served, prepared, query.auto, trust)
         projection = out.get("projection")
+        ood = _ood_fields(trust, out["embedding"])
         return EmbedResponse(
             embedding=out["embedding"][0].tolist(),
-            projection=projection[0].tolist() if include_projection and projection is not None else None,
+            projection=projection[0].tolist()
+            if query.include_projection and projection is not None
+            else None,
             model=served.info.name,
             version=served.info.version,
-            receipt=prepared.receipt,
+            receipt=receipt,
+            **ood,
         )
 
     async def embed(self, request: Request, query: EmbedOptions) -> EmbedResponse:
-        return await self._single(
-            request, "embed", query, lambda s, p: self._embed(s, p, query.include_projection)
-        )
+        return await self._single(request, "embed", query, lambda s, p: self._embed(s, p, query))
 
     async def embed_batch(self, request: Request, query: EmbedOptions) -> BatchResponse[EmbedResponse]:
         return await self._batch(
             request,
             "embed",
             query,
-            lambda s, p: self._embed(s, p, query.include_projection),
+            lambda s, p: self._embed(s, p, query),
             BatchResponse[EmbedResponse],
+            rows_per_item=len(AUTO_UP_AXES) if query.auto else 1,
         )
 
     # --- classify ---
 
-    async def _classify(self, served: ServedModel, prepared: Prepared, top_k: int) -> ClassifyResponse:
-        out = await self.backend.infer(served, {"points": prepared.points[None]})
-        probabilities = softmax(out["logits"][0])
+    async def _classify(
+        self, served: ServedModel, prepared: Prepared, query: ClassifyOptions
+    ) -> ClassifyResponse:
+        trust = self.trust(served.info)
+        out, receipt = await self._infer_oriented(served, prepared, query.auto, trust)
+        probabilities = (trust.probabilities(out["logits"]) if trust else softmax(out["logits"]))[0]
+        top_k = query.top_k
         names = served.info.names("class_names")
         order = np.argsort(-probabilities, kind="stable")[: min(top_k, probabilities.shape[0])]
         predictions = [
@@ -217,11 +315,12 @@ class InferenceService:
             predictions=predictions,
             model=served.info.name,
             version=served.info.version,
-            receipt=prepared.receipt,
+            receipt=receipt,
+            **_ood_fields(trust, out["embedding"]),
         )
 
     async def classify(self, request: Request, query: ClassifyOptions) -> ClassifyResponse:
-        return await self._single(request, "classify", query, lambda s, p: self._classify(s, p, query.top_k))
+        return await self._single(request, "classify", query, lambda s, p: self._classify(s, p, query))
 
     async def classify_batch(
         self, request: Request, query: ClassifyOptions
@@ -230,8 +329,9 @@ class InferenceService:
             request,
             "classify",
             query,
-            lambda s, p: self._classify(s, p, query.top_k),
+            lambda s, p: self._classify(s, p, query),
             BatchResponse[ClassifyResponse],
+            rows_per_item=len(AUTO_UP_AXES) if query.auto else 1,
         )
 
     # --- segment ---
@@ -252,6 +352,8 @@ class InferenceService:
     async def _segment(
         self, served: ServedModel, prepared: Prepared, query: SegmentOptions
     ) -> SegmentResponse:
+        if query.auto:
+            prepared = await self._orient_by_embed(prepared)
         info = served.info
         categories = info.names("category_names")
         parts_by_category = info.category_parts
@@ -298,7 +400,8 @@ class InferenceService:
         )
 
     def _segment_rows(self, query: SegmentOptions) -> int:
-        return 1 if query.category is not None else NUM_CATEGORIES
+        rows = 1 if query.category is not None else NUM_CATEGORIES
+        return rows + (len(AUTO_UP_AXES) if query.auto else 0)
 
     def _check_category(self, query: SegmentOptions) -> Callable[[ModelInfo], object] | None:
         category = query.category

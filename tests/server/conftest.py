@@ -28,6 +28,14 @@ def repository(tmp_path_factory: pytest.TempPathFactory, checkpoints: list[Path]
 
 
 @pytest.fixture(scope="session")
+def calibrated_repository(tmp_path_factory: pytest.TempPathFactory, repository: Path) -> Path:
+    """The same versions with calibration.json + ood.npz (fitted on a small ModelNet40 slice)."""
+    from tests.server.trust_helpers import calibrated_copy
+
+    return calibrated_copy(repository, tmp_path_factory.mktemp("calibrated") / "repo")
+
+
+@pytest.fixture(scope="session")
 def client(repository: Path) -> Iterator[TestClient]:
     with TestClient(create_app(gateway_settings(repository)), raise_server_exceptions=False) as c:
         yield c
