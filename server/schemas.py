@@ -129,6 +129,12 @@ class InputSettings(BaseModel):
     normalization: str | None = None
 
 
+class CalibrationCard(BaseModel):
+    temperature: float | None = Field(description="Softmax temperature of the logits (classify)")
+    ood_method: str = Field(description="How ood_score is computed from the embedding")
+    ood_threshold: float = Field(description="in_distribution = ood_score <= this")
+
+
 class ModelCard(BaseModel):
     name: str
     version: str = Field(description="The version being served")
@@ -141,6 +147,10 @@ class ModelCard(BaseModel):
     part_names: list[str] | None = None
     category_parts: dict[str, list[int]] | None = None
     checkpoint_sha256: str | None = None
+    calibration: CalibrationCard | None = Field(
+        default=None,
+        description="The version's calibration.json (null: no ood_score, no up_axis=auto for embed)",
+    )
 
 
 class ModelsResponse(BaseModel):

@@ -164,6 +164,7 @@ async function analyse(file) {
     ]);
     if (run !== latest) return;
     showClasses(classified.predictions);
+    showVerdict(classified);
     showPoints(segmented.points, segmented.point_labels, segmented.part_names);
     $("segment-summary").textContent =
       `${segmented.category} (${segmented.category_source === "given" ? "given" : "predicted"}), ` +
@@ -183,6 +184,8 @@ async function analyse(file) {
 function clearResults() {
   removeCloud();
   for (const id of ["legend", "top-classes", "model-info", "receipt-summary"]) $(id).innerHTML = "";
+  $("ood-verdict").textContent = "";
+  $("ood-verdict").className = "";
   $("segment-summary").textContent = "–";
   $("receipt").textContent = "";
   $("shape-name").textContent = "";
@@ -195,6 +198,21 @@ function showClasses(predictions) {
       return `<li><span class="label">${escapeHtml(p.label)}</span> <span class="probability">${pct}%</span><div class="track"><div class="bar" style="width:${pct}%"></div></div></li>`;
     })
     .join("");
+}
+
+// The OOD verdict: top classes of a shape unlike anything the model was trained on mean little.
+function showVerdict(answer) {
+  const el = $("ood-verdict");
+  if (answer.in_distribution == null) {
+    el.textContent = "no OOD statistics for this model version";
+    el.className = "";
+    return;
+  }
+  const score = answer.ood_score.toFixed(2);
+  el.textContent = answer.in_distribution
+    ? `in distribution (ood_score ${score})`
+    : `out of distribution (ood_score ${score}): unlike the ModelNet40 training shapes, so these classes are unreliable`;
+  el.className = answer.in_distribution ? "ood-in" : "ood-out";
 }
 
 function showModelInfo(embedded, classified, segmented) {
@@ -212,7 +230,7 @@ function showReceipt(receipt) {
   showRows("receipt-summary", [
     ["source", source],
     ["points", `${receipt.num_points} of ${receipt.requested_points} (${receipt.sampling}, seed ${receipt.seed})`],
-    ["up axis", receipt.up_axis],
+    ["up axis", receipt.up_axis_scores ? `${receipt.up_axis} (auto: lowest ood_score of 6)` : receipt.up_axis],
     ["centroid", (receipt.centroid || []).map((v) => fixed(v, 3)).join(", ")],
     ["scale", fixed(receipt.scale, 4)],
     ["dropped", `${receipt.dropped_nonfinite} non-finite, ${receipt.duplicates_removed} duplicates`],
@@ -230,6 +248,10 @@ async function loadModels() {
     if (!response.ok) throw new Error(await apiError(response));
     const { models } = await response.json();
     const segment = models.find((m) => m.name === "segment");
+    // up_axis=auto needs the OOD statistics of embed and classify: make it the default when served.
+    const calibrated = ["embed", "classify"].every((n) => models.some((m) => m.name === n && m.calibration));
+    if (calibrated) $("up-axis").value = "auto";
+    else $("up-axis").querySelector('option[value="auto"]').disabled = true;
     for (const name of (segment && segment.category_names) || []) $("category").append(new Option(name, name));
     $("served").textContent = models.map((m) => `${m.name} v${m.version}`).join(" · ");
   } catch (err) {

@@ -94,3 +94,12 @@ def test_uncalibrated_versions_say_so(client: TestClient, shapes: tuple) -> None
     # classify can still choose by confidence.
     assert client.post("/v1/classify?up_axis=auto", json=body).json()["receipt"]["up_axis_scores"]
     assert client.post("/v1/classify?up_axis=sideways", json=body).status_code == 422
+
+
+def test_model_cards_show_the_calibration(trusted: TestClient, client: TestClient) -> None:
+    cards = {m["name"]: m for m in trusted.get("/v1/models").json()["models"]}
+    assert cards["classify"]["calibration"]["temperature"] > 0
+    assert cards["embed"]["calibration"]["temperature"] is None
+    assert cards["embed"]["calibration"]["ood_method"] == "mahalanobis_ppca"
+    assert cards["segment"]["calibration"] is None
+    assert all(m["calibration"] is None for m in client.get("/v1/models").json()["models"])

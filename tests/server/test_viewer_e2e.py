@@ -131,8 +131,9 @@ def test_samples_are_small_parseable_shapes() -> None:
 
 def test_upload_shows_classes_parts_and_points(page: Any, viewer_url: str) -> None:
     mesh = require(MESHES / "chair_model.obj")
-    classified = api(viewer_url, "classify", mesh, top_k=5).json()
-    segmented = api(viewer_url, "segment", mesh, category="Chair").json()
+    axis = page.locator("#up-axis").input_value()  # auto when the served versions are calibrated
+    classified = api(viewer_url, "classify", mesh, top_k=5, up_axis=axis).json()
+    segmented = api(viewer_url, "segment", mesh, category="Chair", up_axis=axis).json()
 
     page.select_option("#category", "Chair")
     page.locator("#file-input").set_input_files(str(mesh))
@@ -149,6 +150,12 @@ def test_upload_shows_classes_parts_and_points(page: Any, viewer_url: str) -> No
     legend = legend_entries(page)
     assert [name for name, _ in legend] == [segmented["part_names"][label] for label in used]
     assert page.locator("#segment-summary").text_content().startswith("Chair (given), ")
+    verdict = page.locator("#ood-verdict").text_content()
+    if classified["in_distribution"] is None:
+        assert verdict == "no OOD statistics for this model version"
+    else:
+        word = "in distribution" if classified["in_distribution"] else "out of distribution"
+        assert verdict.startswith(f"{word} (ood_score {classified['ood_score']:.2f})")
 
     receipt = json.loads(page.locator("#receipt").text_content())
     assert receipt == classified["receipt"]
@@ -178,7 +185,10 @@ def test_sample_from_the_list_loads(page: Any, viewer_url: str) -> None:
     page.select_option("#category", "Table")  # a given category: one network row instead of 16
     page.select_option("#sample-select", "table.off")
     wait_for_result(page, "table.off")
-    expected = api(viewer_url, "classify", SAMPLES / "table.off", top_k=5).json()["predictions"][0]
+    axis = page.locator("#up-axis").input_value()
+    expected = api(viewer_url, "classify", SAMPLES / "table.off", top_k=5, up_axis=axis).json()[
+        "predictions"
+    ][0]
     assert page.locator("#top-classes li .label").first.text_content() == expected["label"]
     assert page.locator("#legend .legend-row").count() >= 1
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.api.deps import BackendDep
+from server.api.deps import BackendDep, ServiceDep
 from server.backends.base import MODEL_OUTPUTS, InferenceBackend, ServedModel
 from server.errors import ApiError
-from server.schemas import ErrorResponse, InputSettings, ModelCard, ModelsResponse
+from server.schemas import CalibrationCard, ErrorResponse, InputSettings, ModelCard, ModelsResponse
+from server.services.inference import InferenceService
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
 
-def model_card(backend: InferenceBackend, served: ServedModel) -> ModelCard:
+def model_card(backend: InferenceBackend, served: ServedModel, service: InferenceService) -> ModelCard:
     info = served.info
+    trust = service.trust(info) if info.name in ("embed", "classify") else None
     normalization = info.metadata.get("normalization")
     return ModelCard(
         name=info.name,
@@ -34,18 +36,25 @@ def model_card(backend: InferenceBackend, served: ServedModel) -> ModelCard:
         part_names=info.names("part_names") or None,
         category_parts=info.category_parts or None,
         checkpoint_sha256=info.checkpoint_sha256,
+        calibration=None
+        if trust is None
+        else CalibrationCard(
+            temperature=trust.temperature,
+            ood_method=str(trust.document["ood"]["method"]),
+            ood_threshold=trust.threshold,
+        ),
     )
 
 
 @router.get("/models", response_model=ModelsResponse)
-async def list_models(backend: BackendDep) -> ModelsResponse:
+async def list_models(backend: BackendDep, service: ServiceDep) -> ModelsResponse:
     """Every model being served, with its version, class/part names and input settings."""
-    return ModelsResponse(models=[model_card(backend, served) for served in backend.served()])
+    return ModelsResponse(models=[model_card(backend, served, service) for served in backend.served()])
 
 
 @router.get("/models/{name}", response_model=ModelCard, responses={404: {"model": ErrorResponse}})
-async def get_model(name: str, backend: BackendDep) -> ModelCard:
+async def get_model(name: str, backend: BackendDep, service: ServiceDep) -> ModelCard:
     """One model's card."""
     if name not in MODEL_OUTPUTS:
         raise ApiError(404, "not_found", f"no model named {name!r}; models: {', '.join(MODEL_OUTPUTS)}")
-    return model_card(backend, backend.model(name))
+    return model_card(backend, backend.model(name), service)
