@@ -116,7 +116,8 @@ def register(app: typer.Typer) -> None:
         from export.calibrate import calibrate_version
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        for model in models or ["embed", "classify"]:
+        # classify first: embed reuses its outputs when the two graphs share the backbone.
+        for model in models or ["classify", "embed"]:
             try:
                 doc = calibrate_version(
                     repository,

@@ -1,0 +1,89 @@
+"""The shipped embed/classify versions (model_repository/) with their committed calibration: shapes that
+are no 3D object of any ModelNet40 class answer in_distribution false, real ModelNet40 test shapes
+mostly true, and up_axis=auto finds the up axis of a shape turned on its side.
+
+A new version without calibration.json fails here on purpose: run `crosspoint calibrate`."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from export.repository import latest_version, version_dir
+from export.trust import load_trust
+from server.app import create_app
+from tests.server.helpers import REPO_ROOT, gateway_settings, modelnet_rows
+
+COMMITTED = REPO_ROOT / "model_repository"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Iterator[TestClient]:
+    for model in ("embed", "classify"):
+        if latest_version(COMMITTED, model) is None:
+            pytest.skip(f"no committed {model} model")
+        assert load_trust(version_dir(COMMITTED, model)) is not None, (
+            f"model_repository/{model} v{latest_version(COMMITTED, model)} has no calibration.json: "
+            "run `crosspoint calibrate --repository model_repository`"
+        )
+    settings = gateway_settings(COMMITTED, models=["embed", "classify"])
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _obj(vertices: np.ndarray, faces: list[tuple[int, ...]]) -> bytes:
+    out = io.StringIO()
+    for v in vertices:
+        out.write(f"v {v[0]:.6f} {v[1]:.6f} {v[2]:.6f}\n")
+    for f in faces:
+        out.write("f " + " ".join(str(i + 1) for i in f) + "\n")
+    return out.getvalue().encode()
+
+
+def _degenerate() -> dict[str, tuple[str, bytes | list[list[float]]]]:
+    rng = np.random.default_rng(0)
+    t = np.linspace(-1, 1, 400)[:, None]
+    return {
+        "one triangle": ("tri.obj", _obj(np.array([[0, 0, 0], [1, 0, 0], [0.3, 0.8, 0.1]]), [(0, 1, 2)])),
+        "flat plane": ("plane.obj", _obj(np.array([[-1, 0, -1], [1, 0, -1], [1, 0, 1], [-1, 0, 1]]), [(0, 1, 2, 3)])),
+        "line": ("", (t * np.array([[0.3, 0.9, 0.2]])).tolist()),
+        "tiny cloud": ("", rng.normal(size=(16, 3)).tolist()),
+    }
+
+
+@pytest.mark.parametrize("up_axis", ["y", "auto"])
+def test_degenerate_uploads_are_out_of_distribution(shipped: TestClient, up_axis: str) -> None:
+    for name, (filename, payload) in _degenerate().items():
+        for model in ("classify", "embed"):
+            if filename:
+                reply = shipped.post(f"/v1/{model}?up_axis={up_axis}", files={"file": (filename, payload)})
+            else:
+                reply = shipped.post(f"/v1/{model}?up_axis={up_axis}", json={"points": payload})
+            assert reply.status_code == 200, (name, reply.text)
+            answer = reply.json()
+            assert answer["in_distribution"] is False, (name, model, answer["ood_score"])
+    items = [{"points": p} for f, p in _degenerate().values() if not f]
+    batch = shipped.post("/v1/classify:batch", json={"items": items}).json()["items"]
+    assert [i["result"]["in_distribution"] for i in batch] == [False, False]
+
+
+def test_modelnet_test_shapes_are_mostly_in_distribution(shipped: TestClient) -> None:
+    clouds, _ = modelnet_rows(8)
+    items = [{"points": c.tolist()} for c in clouds]
+    answers = shipped.post("/v1/classify:batch", json={"items": items}).json()["items"]
+    passed = [a["result"]["in_distribution"] for a in answers]
+    assert sum(passed) >= 6, [a["result"]["ood_score"] for a in answers]  # ~95% pass on validation
+
+
+def test_up_axis_auto_finds_a_shape_turned_on_its_side(shipped: TestClient) -> None:
+    clouds, _ = modelnet_rows(8)
+    found = 0
+    for cloud in clouds:
+        z_up = cloud[:, [0, 2, 1]] * np.array([-1, 1, 1], dtype=np.float32)  # y up -> +z up (M1)
+        receipt = shipped.post("/v1/classify?up_axis=auto", json={"points": z_up.tolist()}).json()["receipt"]
+        found += receipt["up_axis"] == "+z"
+    assert found >= 6
