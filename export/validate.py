@@ -26,6 +26,7 @@ from export.triton_config import (
     graph_tensors,
     parse_config,
 )
+from export.trust import CALIBRATION_FILE, TrustError, file_sha256, load_trust
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def _check_version(
         problems += [Problem(f"{where}/{repo.METADATA_FILE}", p) for p in check_metadata(metadata, config)]
     if not (directory / repo.ONNX_FILE).is_file():
         return problems
+    problems += [Problem(f"{where}/{CALIBRATION_FILE}", p) for p in check_calibration(directory)]
     try:
         session = _session(directory / repo.ONNX_FILE)
     except Exception as exc:  # ORT raises its own exception types for a corrupt or foreign file
@@ -142,6 +144,19 @@ def _check_version(
     if run_models and not problems:
         problems += _run_check(where, directory, session, config, metadata or {}, torchscript)
     return problems
+
+
+def check_calibration(directory: Path) -> list[str]:
+    """calibration.json + ood.npz, when present, load and belong to this version's graph."""
+    try:
+        trust = load_trust(directory)
+    except TrustError as exc:
+        return [str(exc).split(": ", 1)[-1]]
+    if trust is None:
+        return []
+    if trust.document.get("graph_sha256") != file_sha256(directory / repo.ONNX_FILE):
+        return ["computed for another model.onnx (graph_sha256 differs): rerun `crosspoint calibrate`"]
+    return []
 
 
 def check_metadata(metadata: dict[str, Any], config: Any) -> list[str]:

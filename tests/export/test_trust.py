@@ -135,3 +135,19 @@ def test_auto_candidates_are_the_sample_turned_to_each_up_axis() -> None:
         direct, _ = geometry.prepare(shape, num_points=512, up_axis=axis, seed=3)
         gaps = [float(cKDTree(direct).query(row)[0].mean()) for row in rows]
         assert AUTO_UP_AXES[int(np.argmin(gaps))] == axis and min(gaps) < 0.05, (axis, gaps)
+
+
+def test_validate_flags_calibration_of_another_graph(tmp_path: Path) -> None:
+    from export.validate import check_calibration
+
+    (tmp_path / "model.onnx").write_bytes(b"graph one")
+    assert check_calibration(tmp_path) == []  # none is fine
+    _write(tmp_path)
+    document = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    document["graph_sha256"] = file_sha256(tmp_path / "model.onnx")
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(document))
+    assert check_calibration(tmp_path) == []
+    (tmp_path / "model.onnx").write_bytes(b"graph two")
+    assert "another model.onnx" in check_calibration(tmp_path)[0]
+    (tmp_path / OOD_FILE).write_bytes(b"not the statistics")
+    assert "sha256" in check_calibration(tmp_path)[0]
