@@ -26,6 +26,7 @@ from server.backends.base import (
     read_info,
     version_stamp,
 )
+from server.core.config import Settings
 from server.errors import ApiError
 from server.services.batching import Closed, MicroBatcher, Overloaded
 
@@ -54,6 +55,13 @@ def model_max_batch(info: ModelInfo) -> int:
     except Exception as exc:  # a broken config does not stop the embedded backend
         logger.warning("ignoring %s: %s", path, exc)
         return 0
+
+
+def call_row_limit(model_max_batch: int, num_points: int, settings: Settings) -> int:
+    """Rows one backend call may take: the model's own limit, the batcher's, and the kNN memory bound
+    (rows x points^2 <= max_batch_point_pairs; a lone row still runs, padded or not)."""
+    by_memory = max(1, settings.max_batch_point_pairs // max(1, num_points * num_points))
+    return min(model_max_batch or settings.max_batch_size, settings.max_batch_size, by_memory)
 
 
 def providers(requested: list[str] | None) -> list[str]:
@@ -95,6 +103,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         options.inter_op_num_threads = self.settings.ort_inter_op_threads
         spinning = "1" if self.settings.ort_allow_spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.enable_cpu_mem_arena = self.settings.ort_cpu_mem_arena
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return options
 
@@ -170,11 +179,11 @@ class OnnxRuntimeBackend(InferenceBackend):
         assert isinstance(served, OrtModel)
         key = (id(served), *((name, value.shape[1:]) for name, value in sorted(inputs.items())))
         rows = int(next(iter(inputs.values())).shape[0])
-        step = served.max_batch_size or rows
-        # More rows than the model takes at once (e.g. 16 category runs, segment max 8) go in chunks.
-        chunks = [{k: v[i : i + step] for k, v in inputs.items()} for i in range(0, rows, step)]
+        limit = call_row_limit(served.max_batch_size, inputs["points"].shape[1], self.settings)
+        # More rows than one call may take (e.g. 16 category runs, segment max 8) go in chunks.
+        chunks = [{k: v[i : i + limit] for k, v in inputs.items()} for i in range(0, rows, limit)]
         try:
-            parts = await self.batcher.submit_many(key, served, chunks, max_rows=served.max_batch_size)
+            parts = await self.batcher.submit_many(key, served, chunks, max_rows=limit)
             if len(parts) == 1:
                 return parts[0]
             return {name: np.concatenate([p[name] for p in parts], axis=0) for name in parts[0]}

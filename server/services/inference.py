@@ -88,6 +88,23 @@ def resolve_num_points(info: ModelInfo, requested: int | None, settings: Setting
     return requested
 
 
+def check_cost(settings: Settings, rows: int, num_points: int, items: int = 1) -> None:
+    """Refuse (413) a request whose model work, rows x points over all its items, is over the budget."""
+    cost = rows * num_points * items
+    limit = settings.max_request_cost
+    if cost <= limit:
+        return
+    what = f"{items} items x " if items > 1 else ""
+    raise ApiError(
+        413,
+        "request_too_costly",
+        f"this request needs {what}{rows} model rows x {num_points} points = {cost}, over the per-request "
+        f"limit of {limit}; segment without a category costs {NUM_CATEGORIES} rows and up_axis=auto "
+        f"{len(AUTO_UP_AXES)} more: pass category, fewer points or fewer items",
+        details={"cost": cost, "limit": limit, "rows": rows, "num_points": num_points, "items": items},
+    )
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
@@ -213,11 +230,13 @@ class InferenceService:
         run: Callable[[ServedModel, Prepared], Awaitable[Answer]],
         nearest: bool = False,
         check: Callable[[ModelInfo], object] | None = None,
+        rows: int = 1,
     ) -> Answer:
         served = self.backend.model(model)
         options = self._options(served.info, query)
         if check is not None:
             check(served.info)
+        check_cost(self.settings, rows, options.num_points)
         item = (await self.parser.read_items(request, batch=False, format=query.format))[0]
         if item.error is not None:
             raise item.error
@@ -239,7 +258,9 @@ class InferenceService:
         options = self._options(served.info, query)
         if check is not None:
             check(served.info)
+        check_cost(self.settings, rows_per_item, options.num_points)
         items = await self.parser.read_items(request, batch=True, format=query.format)
+        check_cost(self.settings, rows_per_item, options.num_points, len(items))
         # Bounded in-flight rows per request: the micro-batcher stays full without one request flooding it.
         gate = asyncio.Semaphore(max(1, 2 * self.settings.max_batch_size // rows_per_item))
 
@@ -261,6 +282,10 @@ class InferenceService:
             {"items": results, "model": served.info.name, "version": served.info.version}
         )
 
+    @staticmethod
+    def _oriented_rows(query: QueryOptions) -> int:
+        return len(AUTO_UP_AXES) if query.auto else 1
+
     # --- embed ---
 
     async def _embed(self, served: ServedModel, prepared: Prepared, query: EmbedOptions) -> EmbedResponse:
@@ -280,7 +305,9 @@ class InferenceService:
         )
 
     async def embed(self, request: Request, query: EmbedOptions) -> EmbedResponse:
-        return await self._single(request, "embed", query, lambda s, p: self._embed(s, p, query))
+        return await self._single(
+            request, "embed", query, lambda s, p: self._embed(s, p, query), rows=self._oriented_rows(query)
+        )
 
     async def embed_batch(self, request: Request, query: EmbedOptions) -> BatchResponse[EmbedResponse]:
         return await self._batch(
@@ -289,7 +316,7 @@ class InferenceService:
             query,
             lambda s, p: self._embed(s, p, query),
             BatchResponse[EmbedResponse],
-            rows_per_item=len(AUTO_UP_AXES) if query.auto else 1,
+            rows_per_item=self._oriented_rows(query),
         )
 
     # --- classify ---
@@ -320,7 +347,13 @@ class InferenceService:
         )
 
     async def classify(self, request: Request, query: ClassifyOptions) -> ClassifyResponse:
-        return await self._single(request, "classify", query, lambda s, p: self._classify(s, p, query))
+        return await self._single(
+            request,
+            "classify",
+            query,
+            lambda s, p: self._classify(s, p, query),
+            rows=self._oriented_rows(query),
+        )
 
     async def classify_batch(
         self, request: Request, query: ClassifyOptions
@@ -331,7 +364,7 @@ class InferenceService:
             query,
             lambda s, p: self._classify(s, p, query),
             BatchResponse[ClassifyResponse],
-            rows_per_item=len(AUTO_UP_AXES) if query.auto else 1,
+            rows_per_item=self._oriented_rows(query),
         )
 
     # --- segment ---
@@ -417,6 +450,7 @@ class InferenceService:
             lambda s, p: self._segment(s, p, query),
             nearest=query.include_vertex_labels,
             check=self._check_category(query),
+            rows=self._segment_rows(query),
         )
 
     async def segment_batch(self, request: Request, query: SegmentOptions) -> BatchResponse[SegmentResponse]:

@@ -20,7 +20,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in {
         400: "Malformed input (parse_error, invalid_json, missing_file, invalid_multipart)",
         401: "Missing or wrong API key",
-        413: "Too large (body_too_large, limit_exceeded, memory_limit_exceeded, too_many_items)",
+        413: "Too large (body_too_large, limit_exceeded, memory_limit_exceeded, too_many_items, request_too_costly)",
         415: "Unknown format or Content-Type (unsupported_format, unsupported_media_type)",
         422: "Unusable input or options (empty_geometry, external_reference, parse_timeout, validation_error, ...)",
         503: "Overloaded (Retry-After), shutting down or model unavailable",
