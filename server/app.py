@@ -19,12 +19,14 @@ from fastapi.staticfiles import StaticFiles
 
 from server.api.deps import require_api_key
 from server.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from server.api.routes import health, inference, models
+from server.api.routes import collections, health, inference, models
 from server.backends.base import InferenceBackend
 from server.core.config import Settings
 from server.core.logging import configure_logging
 from server.errors import install_error_handlers
 from server.metrics import Metrics
+from server.services.collection_store import CollectionStore
+from server.services.collections import CollectionService
 from server.services.inference import InferenceService
 from server.services.parsing import UploadParser
 from server.services.workers import ParsePool
@@ -73,6 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     app.state.pool, app.state.backend = pool, backend
     app.state.service = InferenceService(backend, UploadParser(pool, settings), settings)
+    store = CollectionStore(settings.data_dir, snapshot_every=settings.collection_snapshot_every)
+    app.state.collections = CollectionService(store, app.state.service, settings)
     app.state.shutting_down = False
     poller = (
         asyncio.create_task(_poll_for_new_versions(backend, settings.reload_interval_s))
@@ -94,6 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await poller
         await backend.stop()
         await pool.stop()
+        store.close()  # writes each changed collection's index snapshot
         logger.info("gateway stopped")
 
 
@@ -109,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
     install_error_handlers(app)
-    for router in (inference.router, models.router):
+    for router in (inference.router, models.router, collections.router):
         app.include_router(router, dependencies=[Depends(require_api_key)])
     app.include_router(health.router)
     if (STATIC / "index.html").is_file():

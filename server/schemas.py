@@ -165,3 +165,111 @@ class ReadyResponse(BaseModel):
     status: Literal["ready", "not_ready"]
     checks: dict[str, Any]
     error: ErrorInfo | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+# --- collections ---
+
+
+class CollectionCreateRequest(BaseModel):
+    name: str = Field(
+        description="1-63 characters: lower-case letters, digits, '_' and '-'", min_length=1, max_length=63
+    )
+    description: str = Field(default="", max_length=1000)
+
+
+class CollectionInfoResponse(BaseModel):
+    name: str
+    description: str
+    count: int = Field(description="Items in the collection")
+    labels: dict[str, int] = Field(description="Each label with its item count")
+    model: str = Field(description="The model whose embeddings the collection holds")
+    version: str = Field(description="The model version the collection is pinned to")
+    served_version: str | None = Field(
+        description="The version the gateway serves now; when it differs, run `crosspoint collections reembed`"
+    )
+    dim: int = Field(description="Embedding size")
+    created_at: float = Field(description="Unix time")
+
+
+class CollectionsResponse(BaseModel):
+    collections: list[CollectionInfoResponse]
+
+
+class CollectionItemRequest(BaseModel):
+    id: str = Field(description="Item id (the same id again replaces the item)", max_length=128)
+    points: list[list[float]] | None = Field(default=None, description="The shape as [[x, y, z], ...]")
+    embedding: list[float] | None = Field(default=None, description="Or an embedding of the collection's version")
+    version: str | None = Field(default=None, description="The model version of `embedding` (checked when given)")
+    label: str | None = Field(default=None, max_length=128)
+    metadata: dict[str, Any] | None = Field(default=None, description="Any JSON object (size-limited)")
+
+
+class CollectionItemsBatchRequest(BaseModel):
+    items: list[CollectionItemRequest]
+
+
+class CollectionQueryRequest(BaseModel):
+    id: str | None = Field(default=None, description="A stored item (it is left out of its own matches)")
+    points: list[list[float]] | None = None
+    embedding: list[float] | None = None
+
+
+class ItemAnswer(BaseModel):
+    id: str
+    label: str | None
+    metadata: dict[str, Any] | None
+    created: bool = Field(description="false: an item with this id was replaced")
+    model: str
+    version: str = Field(description="The model version that embedded the item (the collection's)")
+    receipt: dict[str, Any] | None = Field(description="Preprocessing receipt (null for a given embedding)")
+
+
+class ItemDetail(BaseModel):
+    id: str
+    label: str | None
+    metadata: dict[str, Any] | None
+    model: str
+    version: str
+    receipt: dict[str, Any] | None
+    num_points: int | None = Field(description="Prepared points kept for re-embedding (null: added as embedding)")
+    updated_at: float
+    embedding: list[float] | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class ItemsBatchEntry(BaseModel):
+    index: int
+    id: str | None
+    name: str | None = Field(default=None, description="The uploaded file name, when there was one")
+    status: int = Field(description="201 added, 200 replaced, or the error's HTTP status")
+    result: ItemAnswer | None = None
+    error: ErrorInfo | None = None
+
+
+class ItemsBatchResponse(BaseModel):
+    items: list[ItemsBatchEntry] = Field(description="One entry per input, in order; all successes commit together")
+    model: str
+    version: str
+
+
+class MatchAnswer(BaseModel):
+    id: str
+    score: float = Field(description="Cosine similarity of the embeddings (1 = same direction)")
+    label: str | None
+    metadata: dict[str, Any] | None
+
+
+class SearchResponse(BaseModel):
+    matches: list[MatchAnswer] = Field(description="Nearest items, most similar first")
+    collection: str
+    model: str
+    version: str = Field(description="The collection's model version (the query was embedded with it)")
+    receipt: dict[str, Any] | None = Field(default=None, description="Receipt of an uploaded query shape")
+
+
+class CollectionClassifyResponse(BaseModel):
+    predictions: list[Prediction] = Field(description="Top-k labels of the collection, most probable first")
+    method: str = Field(description="Few-shot method: mean (nearest class mean), knn or logistic")
+    collection: str
+    model: str
+    version: str
+    receipt: dict[str, Any] | None = None

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Query, Request
 from server.backends.base import InferenceBackend
 from server.core.config import Settings
 from server.errors import ApiError
+from server.services.collections import CollectionService
 from server.services.inference import (
     ClassifyOptions,
     EmbedOptions,
@@ -40,7 +41,13 @@ def get_pool(request: Request) -> ParsePool:
     return pool
 
 
+def get_collections(request: Request) -> CollectionService:
+    collections: CollectionService = request.app.state.collections
+    return collections
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CollectionsDep = Annotated[CollectionService, Depends(get_collections)]
 ServiceDep = Annotated[InferenceService, Depends(get_service)]
 BackendDep = Annotated[InferenceBackend, Depends(get_backend)]
 PoolDep = Annotated[ParsePool, Depends(get_pool)]

@@ -56,6 +56,7 @@ def gateway_url(client_repository: Path) -> Iterator[str]:
         reload_interval_s=0,
         log_format="text",
         log_level="WARNING",
+        data_dir=client_repository.parent / "collections",
     )
     with serve_in_thread(create_app(settings), timeout=120) as url:
         yield url

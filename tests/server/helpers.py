@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ def gateway_settings(repository: Path, **overrides: Any) -> Settings:
         "parse_workers": 2,
         "log_level": "WARNING",
         "ort_intra_op_threads": 1,
+        "data_dir": tempfile.mkdtemp(prefix="crosspoint-collections-"),  # never the checkout's data/
     }
     values.update(overrides)
     return Settings(**values)

@@ -1,0 +1,244 @@
+"""/v1/collections: persistent sets of embedded shapes, similarity search and few-shot classification."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from server.api.deps import CollectionsDep, CommonOptions, SettingsDep
+from server.errors import ApiError
+from server.schemas import (
+    CollectionClassifyResponse,
+    CollectionCreateRequest,
+    CollectionInfoResponse,
+    CollectionsResponse,
+    ErrorResponse,
+    ItemAnswer,
+    ItemDetail,
+    ItemsBatchResponse,
+    SearchResponse,
+)
+from server.services import fewshot
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        400: "Malformed input (parse_error, invalid_multipart, missing_file)",
+        401: "Missing or wrong API key",
+        404: "Unknown collection or item (collection_not_found, item_not_found)",
+        409: "collection_exists, collection_full, collection_busy, collection_version_mismatch, cannot_reembed",
+        413: "Too large (body_too_large, metadata_too_large, too_many_items, limit_exceeded)",
+        415: "Unknown format or Content-Type",
+        422: "Unusable input (invalid_collection_name, invalid_item_id, invalid_embedding, no_labels, ...)",
+        503: "Overloaded, shutting down or model unavailable",
+    }.items()
+}
+_POINTS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
+_ITEM_JSON = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "string"},
+        "points": _POINTS,
+        "embedding": {"type": "array", "items": {"type": "number"}},
+        "version": {"type": "string"},
+        "label": {"type": "string"},
+        "metadata": {"type": "object"},
+    },
+}
+_ITEM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _ITEM_JSON},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "id": {"type": "string", "description": "default: the file name's stem"},
+                        "label": {"type": "string"},
+                        "metadata": {"type": "string", "description": "a JSON object"},
+                        "format": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": _ITEM_JSON}},
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "ids": {"type": "array", "items": {"type": "string"}, "description": "one per file"},
+                        "labels": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "one per file",
+                        },
+                        "metadata": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "one per file",
+                        },
+                        "format": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+_QUERY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "exactly one of id (a stored item), points or embedding",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "points": _POINTS,
+                        "embedding": {"type": "array", "items": {"type": "number"}},
+                    },
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post("", status_code=201, response_model=CollectionInfoResponse, responses=_ERRORS)
+async def create_collection(
+    body: CollectionCreateRequest, collections: CollectionsDep
+) -> CollectionInfoResponse:
+    """Create an empty collection, pinned to the embed model version served now."""
+    return await collections.create(body.name, body.description)
+
+
+@router.get("", response_model=CollectionsResponse, responses=_ERRORS)
+async def list_collections(collections: CollectionsDep) -> CollectionsResponse:
+    return CollectionsResponse(collections=await collections.list_all())
+
+
+@router.get("/{name}", response_model=CollectionInfoResponse, responses=_ERRORS)
+async def get_collection(name: str, collections: CollectionsDep) -> CollectionInfoResponse:
+    """Item count, labels with counts, and the pinned model version."""
+    return await collections.get(name)
+
+
+@router.delete("/{name}", status_code=204, responses=_ERRORS)
+async def delete_collection(name: str, collections: CollectionsDep) -> Response:
+    await collections.delete(name)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{name}/items", status_code=201, response_model=ItemAnswer, responses=_ERRORS, openapi_extra=_ITEM_BODY
+)
+async def add_item(
+    name: str, request: Request, response: Response, collections: CollectionsDep, options: CommonOptions
+) -> ItemAnswer:
+    """Add a shape (multipart `file` + `id`, `label`, `metadata`; or JSON points/embedding). 201 added, 200
+    replaced (same id). Answered once the item is durably stored."""
+    answer, created = await collections.add(request, name, options)
+    response.status_code = 201 if created else 200
+    return answer
+
+
+@router.post(
+    "/{name}/items:batch", response_model=ItemsBatchResponse, responses=_ERRORS, openapi_extra=_BATCH_BODY
+)
+async def add_items(
+    name: str, request: Request, collections: CollectionsDep, options: CommonOptions
+) -> ItemsBatchResponse:
+    """Add many shapes; a bad one gets its own error, the others are stored together."""
+    return await collections.add_batch(request, name, options)
+
+
+@router.get("/{name}/items/{item_id}", response_model=ItemDetail, responses=_ERRORS)
+async def get_item(
+    name: str,
+    item_id: str,
+    collections: CollectionsDep,
+    include_embedding: Annotated[bool, Query(description="Also return the stored embedding")] = False,
+) -> ItemDetail:
+    return await collections.get_item(name, item_id, include_embedding)
+
+
+@router.delete("/{name}/items/{item_id}", status_code=204, responses=_ERRORS)
+async def delete_item(name: str, item_id: str, collections: CollectionsDep) -> Response:
+    await collections.delete_item(name, item_id)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/search", response_model=SearchResponse, responses=_ERRORS, openapi_extra=_QUERY_BODY)
+async def search(
+    name: str,
+    request: Request,
+    collections: CollectionsDep,
+    options: CommonOptions,
+    settings: SettingsDep,
+    k: Annotated[int, Query(ge=1, description="How many matches")] = 10,
+    label: Annotated[str | None, Query(max_length=128, description="Only items with this label")] = None,
+) -> SearchResponse:
+    """Nearest items by cosine similarity of the embeddings (query: a file, points, an embedding or a
+    stored item's id)."""
+    if k > settings.collection_max_k:
+        raise ApiError(422, "validation_error", f"query.k: must be at most {settings.collection_max_k}")
+    return await collections.search(request, name, k, label, options)
+
+
+@router.post(
+    "/{name}/classify",
+    response_model=CollectionClassifyResponse,
+    responses=_ERRORS,
+    openapi_extra=_QUERY_BODY,
+)
+async def classify(
+    name: str,
+    request: Request,
+    collections: CollectionsDep,
+    options: CommonOptions,
+    settings: SettingsDep,
+    top_k: Annotated[int, Query(ge=1, description="How many labels to return")] = 5,
+    method: Annotated[
+        fewshot.Method, Query(description="mean (nearest class mean; measured best), knn or logistic")
+    ] = fewshot.DEFAULT_METHOD,
+) -> CollectionClassifyResponse:
+    """Few-shot classification over the labels present in the collection."""
+    if top_k > settings.max_top_k:
+        raise ApiError(422, "validation_error", f"query.top_k: must be at most {settings.max_top_k}")
+    return await collections.classify(request, name, top_k, method, options)
+
+
+@router.post("/{name}:reembed", response_model=CollectionInfoResponse, responses=_ERRORS)
+async def reembed(name: str, collections: CollectionsDep, options: CommonOptions) -> CollectionInfoResponse:
+    """Re-embed every item from its stored points with the served version and pin the collection to it
+    (one swap: searches answer from the old version until it is done)."""
+    return await collections.reembed(name, options)
