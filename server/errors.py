@@ -7,7 +7,10 @@ are answered by the request middleware (500, no traceback, logged with the reque
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,6 +48,35 @@ _HTTP_CODES = {
 }
 
 
+# An absolute path (two or more components) or a host:port that a message might carry from a library
+# (ONNX Runtime names the file it failed to load, gRPC the address it could not reach).
+_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`,;()\[\]{}<>/]+(?:/[^\s'\"`,;()\[\]{}<>/]*)+")
+_ADDRESS = re.compile(
+    r"(?<![\w.:\[])(?:ipv[46]:)?(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])(?::\d{1,5})?(?![\w.])"
+)
+
+
+@functools.cache
+def _top_directories() -> frozenset[str]:
+    try:
+        return frozenset(name for name in os.listdir("/") if os.path.isdir(os.path.join("/", name)))
+    except OSError:
+        return frozenset()
+
+
+def _short_path(match: re.Match[str]) -> str:
+    path = match.group(0)
+    top = path[1:].split("/", 1)[0]
+    if top not in _top_directories():
+        return path  # not a path on this machine (an API path such as /v1/models/embed)
+    return path.rstrip("/").rsplit("/", 1)[-1] or "..."
+
+
+def scrub(message: str) -> str:
+    """`message` without this machine's absolute paths (kept: the file name) or network addresses."""
+    return _ADDRESS.sub("<address>", _PATH.sub(_short_path, message))
+
+
 class ApiError(Exception):
     """An answer other than success, with a stable machine-readable `code`."""
 
@@ -57,6 +89,7 @@ class ApiError(Exception):
         headers: dict[str, str] | None = None,
         details: Any = None,
     ) -> None:
+        message = scrub(message)
         super().__init__(message)
         self.status = status
         self.code = code
@@ -69,7 +102,7 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
+    error: dict[str, Any] = {"code": code, "message": scrub(message)}
     if details is not None:
         error["details"] = details
     return {"error": error}

@@ -50,3 +50,9 @@ class Metrics:
             "crosspoint_model_info", "1 for the version each model serves", ["model", "version"], registry=r
         )
         self.reloads = Counter("crosspoint_model_reloads", "Model versions swapped in", ["model"], registry=r)
+        self.load_failures = Counter(
+            "crosspoint_model_load_failures",
+            "Model versions that failed to load (each set of files counted once)",
+            ["model"],
+            registry=r,
+        )

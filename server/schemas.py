@@ -135,10 +135,21 @@ class CalibrationCard(BaseModel):
     ood_threshold: float = Field(description="in_distribution = ood_score <= this")
 
 
+class VersionStatus(BaseModel):
+    version: str
+    status: Literal["serving", "available", "failed"] = Field(
+        description="serving; available (present, not loaded); failed (could not be loaded: not used)"
+    )
+    error: str | None = Field(default=None, description="Why a failed version could not be loaded")
+
+
 class ModelCard(BaseModel):
     name: str
     version: str = Field(description="The version being served")
     versions: list[str] = Field(description="Complete versions present in the repository")
+    version_status: list[VersionStatus] = Field(
+        default_factory=list, description="Each version present and whether it serves, could, or failed"
+    )
     backend: str
     inputs: InputSettings
     outputs: list[str]

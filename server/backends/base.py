@@ -18,7 +18,7 @@ import numpy as np
 from export.contract import MODEL_NAMES, expected_names
 from export.repository import ONNX_FILE, read_model_metadata, versions
 from server.core.config import Settings
-from server.errors import ApiError
+from server.errors import ApiError, scrub
 from server.metrics import Metrics
 
 # The model_repository contract (docs/interfaces.md, export.contract): inputs and outputs of each model.
@@ -111,7 +111,8 @@ def list_versions(repository: Path, name: str) -> list[str]:
 def version_stamp(repository: Path, name: str, version: str) -> tuple[Any, ...]:
     """Sizes and mtimes of a version's files: a failed load is retried only once they change."""
     stamp: list[Any] = [version]
-    for path in sorted((repository / name / version).iterdir()):
+    directory = repository / name / version
+    for path in sorted(directory.iterdir()) if directory.is_dir() else ():
         with contextlib.suppress(OSError):
             st = path.stat()
             stamp.append((path.name, st.st_size, st.st_mtime_ns))
@@ -134,6 +135,7 @@ class InferenceBackend(abc.ABC):
         self.metrics = metrics
         self._served: dict[str, ServedModel] = {}
         self.last_error: dict[str, str] = {}
+        self.load_failures: dict[str, dict[str, str]] = {}  # model -> version -> why (no paths)
 
     def model(self, name: str) -> ServedModel:
         served = self._served.get(name)
@@ -148,6 +150,45 @@ class InferenceBackend(abc.ABC):
     def versions(self, name: str) -> list[str]:
         return list_versions(self.settings.model_repository, name)
 
+    def version_states(self, name: str) -> list[dict[str, str]]:
+        """Each published version: serving, failed (with why) or available (not loaded, not known bad)."""
+        served = self._served.get(name)
+        failures = self.load_failures.get(name, {})
+        states = []
+        for version in self.versions(name):
+            if served is not None and served.info.version == version:
+                states.append({"version": version, "status": "serving"})
+            elif version in failures:
+                states.append({"version": version, "status": "failed", "error": failures[version]})
+            else:
+                states.append({"version": version, "status": "available"})
+        return states
+
+    def _record_failure(self, name: str, version: str, reason: str) -> None:
+        """A version that could not be served; counted once per new failure, kept until it loads or goes."""
+        reason = scrub(reason)
+        failures = self.load_failures.setdefault(name, {})
+        if failures.get(version) != reason:
+            self.metrics.load_failures.labels(model=name).inc()
+        failures[version] = reason
+        self.last_error[name] = f"version {version}: {reason}"
+
+    def _forget_missing(self, name: str, present: list[str]) -> None:
+        """Drop failures of versions no longer in the repository; stop serving a deleted version with
+        nothing left to fall back to."""
+        failures = self.load_failures.get(name, {})
+        for version in [v for v in failures if v not in present]:
+            del failures[version]
+        served = self._served.get(name)
+        if (
+            served is not None
+            and served.info.version not in present
+            and not any(v not in failures for v in present)
+        ):
+            del self._served[name]
+            self.metrics.model_version.remove(name, served.info.version)
+            self.last_error[name] = f"version {served.info.version} was removed and no other version loads"
+
     def _swap(self, served: ServedModel) -> None:
         """Make `served` the version new requests get (in-flight ones keep their snapshot)."""
         old = self._served.get(served.info.name)
@@ -156,6 +197,7 @@ class InferenceBackend(abc.ABC):
         self._served[served.info.name] = served  # one dict assignment: atomic for the event loop
         self.metrics.model_version.labels(served.info.name, served.info.version).set(1)
         self.last_error.pop(served.info.name, None)
+        self.load_failures.get(served.info.name, {}).pop(served.info.version, None)
 
     async def load_all(self) -> None:
         """Load the newest usable version of each configured model (missing ones are logged, not fatal)."""
@@ -169,7 +211,8 @@ class InferenceBackend(abc.ABC):
 
     @abc.abstractmethod
     async def reload(self) -> list[ModelInfo]:
-        """Swap in newer versions found in the repository; returns what was swapped in."""
+        """Follow the repository: serve the newest version that loads (newer, or older when the one
+        served was deleted or a newer one is broken); returns what was swapped in."""
 
     @abc.abstractmethod
     async def infer(self, served: ServedModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -80,7 +80,7 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     async def start(self) -> None:
         s = self.settings
-        self._failed: dict[str, tuple[Any, ...]] = {}
+        self._failed: dict[tuple[str, str], tuple[Any, ...]] = {}  # (model, version) -> files that failed
         self._providers = providers(s.ort_providers)
         self.batcher = MicroBatcher(
             self._run_batch,
@@ -136,31 +136,33 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     async def reload(self) -> list[ModelInfo]:
         swapped = []
+        repository = self.settings.model_repository
         for name in self.settings.models:
             versions = self.versions(name)
-            if not versions:
-                self.last_error.setdefault(name, f"no version in {self.settings.model_repository / name}")
-                continue
             current = self._served.get(name)
-            newest = versions[-1]
-            if current is not None and int(current.info.version) >= int(newest):
-                continue
-            stamp = version_stamp(self.settings.model_repository, name, newest)
-            if self._failed.get(name) == stamp:
-                continue  # same files failed before; retried once they change (a copy still in progress)
-            try:
-                info = read_info(self.settings.model_repository, name, newest)
-                model = await asyncio.to_thread(self._load, info)
-            except Exception as exc:
-                logger.warning("could not load %s version %s: %s", name, newest, exc)
-                self.last_error[name] = f"version {newest} failed to load: {exc}"
-                self._failed[name] = stamp
-                continue
-            self._swap(model)
-            if current is not None:
-                self.metrics.reloads.labels(model=name).inc()
-            logger.info("serving %s version %s", name, newest)
-            swapped.append(model.info)
+            for version in reversed(versions):
+                if current is not None and current.info.version == version:
+                    break  # the newest version that loads is served already
+                stamp = version_stamp(repository, name, version)
+                if self._failed.get((name, version)) == stamp:
+                    continue  # these files failed before; retried once they change (a copy in progress)
+                try:
+                    info = read_info(repository, name, version)
+                    model = await asyncio.to_thread(self._load, info)
+                except Exception as exc:
+                    logger.warning("could not load %s version %s: %s", name, version, exc)
+                    self._failed[(name, version)] = stamp
+                    self._record_failure(name, version, f"failed to load ({type(exc).__name__}): {exc}")
+                    continue
+                self._swap(model)
+                if current is not None:
+                    self.metrics.reloads.labels(model=name).inc()
+                logger.info("serving %s version %s", name, version)
+                swapped.append(model.info)
+                break
+            self._forget_missing(name, versions)
+            if not versions:
+                self.last_error.setdefault(name, "no version in the model repository")
         return swapped
 
     def _run_batch(self, target: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from server.backends.base import MODEL_OUTPUTS, InferenceBackend, ModelInfo, ServedModel, read_info
-from server.errors import ApiError
+from server.errors import ApiError, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +54,19 @@ class TritonBackend(InferenceBackend):
         swapped = []
         for name in self.settings.models:
             current = self._served.get(name)
-            for version in reversed(self.versions(name)):
-                if current is not None and int(current.info.version) >= int(version):
-                    break
+            versions = self.versions(name)
+            for version in reversed(versions):
+                if current is not None and current.info.version == version:
+                    break  # the newest version Triton serves is served already
                 if not await self._ready_version(name, version):
-                    self.last_error[name] = (
-                        f"Triton at {self.settings.triton_url} does not serve version {version}"
-                    )
+                    self._record_failure(name, version, "Triton does not serve this version")
                     continue
                 try:
                     info = read_info(self.settings.model_repository, name, version)
                     config = await self.client.get_model_config(name, version, as_json=True)
                 except (OSError, ValueError, InferenceServerException) as exc:
                     logger.warning("could not use %s version %s: %s", name, version, exc)
-                    self.last_error[name] = str(exc)
+                    self._record_failure(name, version, str(exc))
                     continue
                 cfg = config.get("config", config)
                 declared = [str(o.get("name")) for o in cfg.get("output", [])]
@@ -81,6 +80,7 @@ class TritonBackend(InferenceBackend):
                 logger.info("serving %s version %s from Triton", name, version)
                 swapped.append(info)
                 break
+            self._forget_missing(name, versions)
         return swapped
 
     async def infer(self, served: ServedModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -142,10 +142,6 @@ class TritonBackend(InferenceBackend):
             live = await self.client.is_server_live(client_timeout=5.0)
             ready = await self.client.is_server_ready(client_timeout=5.0)
         except InferenceServerException as exc:
-            return {"ok": False, "triton_url": self.settings.triton_url, "error": exc.message()}
+            return {"ok": False, "error": scrub(exc.message() or "Triton is unreachable")}
         models = {m.info.name: await self._ready_version(m.info.name, m.info.version) for m in self.served()}
-        return {
-            "ok": bool(live and ready and all(models.values())),
-            "triton_url": self.settings.triton_url,
-            "models": models,
-        }
+        return {"ok": bool(live and ready and all(models.values())), "models": models}

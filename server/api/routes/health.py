@@ -31,6 +31,8 @@ async def readyz(request: Request, backend: BackendDep, pool: PoolDep, settings:
     checks: dict[str, Any] = {
         "models": served,
         "missing_models": missing,
+        # A version that failed to load is not served (an older one is, if any loads); ready all the same.
+        "load_failures": {name: dict(failed) for name, failed in backend.load_failures.items() if failed},
         "backend": {"kind": backend.kind, **backend_check},
         "parse_workers": pool.alive,
         "shutting_down": bool(getattr(request.app.state, "shutting_down", False)),

@@ -7,7 +7,14 @@ from fastapi import APIRouter
 from server.api.deps import BackendDep, ServiceDep
 from server.backends.base import MODEL_OUTPUTS, InferenceBackend, ServedModel
 from server.errors import ApiError
-from server.schemas import CalibrationCard, ErrorResponse, InputSettings, ModelCard, ModelsResponse
+from server.schemas import (
+    CalibrationCard,
+    ErrorResponse,
+    InputSettings,
+    ModelCard,
+    ModelsResponse,
+    VersionStatus,
+)
 from server.services.inference import InferenceService
 
 router = APIRouter(prefix="/v1", tags=["models"])
@@ -21,6 +28,7 @@ def model_card(backend: InferenceBackend, served: ServedModel, service: Inferenc
         name=info.name,
         version=info.version,
         versions=backend.versions(info.name),
+        version_status=[VersionStatus.model_validate(state) for state in backend.version_states(info.name)],
         backend=backend.kind,
         inputs=InputSettings(
             num_points=info.num_points,
