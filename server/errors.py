@@ -28,6 +28,7 @@ GEOMETRY_STATUS = {
     "degenerate_geometry": 422,
     "too_few_points": 422,
     "external_reference": 422,
+    "unsupported_extension": 422,
     "limit_exceeded": 413,
     "invalid_argument": 422,
 }

@@ -18,6 +18,7 @@ from crosspoint.geometry.errors import (
     LimitExceededError,
     ParseError,
     TooFewPointsError,
+    UnsupportedExtensionError,
     UnsupportedFormatError,
 )
 from crosspoint.geometry.formats import SUPPORTED_FORMATS, load
@@ -42,6 +43,7 @@ __all__ = [
     "Receipt",
     "Shape",
     "TooFewPointsError",
+    "UnsupportedExtensionError",
     "UnsupportedFormatError",
     "canonical_up_axis",
     "deduplicate",

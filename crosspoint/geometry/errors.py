@@ -61,6 +61,12 @@ class ExternalReferenceError(GeometryError):
     code = "external_reference"
 
 
+class UnsupportedExtensionError(GeometryError):
+    """The file requires an extension we cannot read (glTF `extensionsRequired`, e.g. Draco compression)."""
+
+    code = "unsupported_extension"
+
+
 class InvalidArgumentError(GeometryError):
     """A caller-supplied option (up axis, point count, seed) is invalid."""
 
@@ -75,6 +81,7 @@ ERROR_CLASSES: tuple[type[GeometryError], ...] = (
     TooFewPointsError,
     LimitExceededError,
     ExternalReferenceError,
+    UnsupportedExtensionError,
     InvalidArgumentError,
 )
 

@@ -1,6 +1,7 @@
 """glTF / GLB checks, done on the JSON before trimesh reads any buffer.
 
-Order matters: external URIs are refused first (open3d followed a `.gltf` URI to /etc/passwd in
+Order matters: object counts and required extensions come first (cheap, before any walk), then
+external URIs are refused (open3d followed a `.gltf` URI to /etc/passwd in
 a probe, and a URI might name a device or a huge file), then every buffer, bufferView and
 accessor size is checked against the bytes actually present, then the vertex/face totals the
 scene would build (meshes x node instances) against `Limits`.
@@ -12,7 +13,7 @@ import json
 import struct
 from typing import Any
 
-from crosspoint.geometry.errors import ExternalReferenceError, ParseError
+from crosspoint.geometry.errors import ExternalReferenceError, ParseError, UnsupportedExtensionError
 from crosspoint.geometry.limits import Limits, check_limit, human_bytes
 
 _GLB_MAGIC = b"glTF"
@@ -21,6 +22,13 @@ _CHUNK_BIN = 0x004E4942
 _COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
 _TYPE_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _MODE_TRIANGLES, _MODE_STRIP, _MODE_FAN = 4, 5, 6
+# Required extensions that leave positions and indices as plain accessors (materials, textures, lights):
+# a file that requires one of these still gives the right points. Any other required extension (Draco or
+# meshopt compression, quantization, GPU instancing) changes what the geometry is, and the glTF spec says a
+# loader without it must refuse the file rather than read its fallback.
+_HARMLESS_EXTENSION_PREFIXES = ("KHR_materials_", "KHR_texture_", "EXT_texture_", "KHR_lights_")
+# Top-level arrays and their bound: objects trimesh builds one by one.
+_COUNTED = ("nodes", "meshes", "accessors", "bufferViews", "buffers", "materials", "textures", "images")
 
 
 def _parse_glb(data: bytes) -> tuple[Any, int | None]:
@@ -57,6 +65,24 @@ def _parse_json(raw: bytes, source: str) -> Any:
         return json.loads(raw.decode("utf-8").rstrip(" \x00"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ParseError(f"the {source} JSON cannot be read: {exc}") from exc
+
+
+def check_structure(doc: dict[str, Any], limits: Limits) -> None:
+    """Object counts and required extensions, checked before anything walks the document."""
+    for key in _COUNTED:
+        value = doc.get(key)
+        if isinstance(value, list):
+            limit = limits.max_parts if key in ("nodes", "meshes") else limits.max_objects
+            check_limit(len(value), limit, key, "glTF file")
+    required = doc.get("extensionsRequired", [])
+    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+        raise ParseError("the glTF 'extensionsRequired' entry is not a list of names")
+    unknown = [name for name in required if not name.startswith(_HARMLESS_EXTENSION_PREFIXES)]
+    if unknown:
+        raise UnsupportedExtensionError(
+            f"the glTF file requires the extension(s) {', '.join(n[:64] for n in unknown[:5])}, which this "
+            "reader does not support; export it without them (e.g. without Draco or meshopt compression)"
+        )
 
 
 def refuse_external_uris(doc: Any) -> None:
@@ -196,8 +222,22 @@ def _mesh_totals(doc: dict[str, Any], counts: list[int]) -> list[tuple[int, int,
     return totals
 
 
-def _scene_mesh_instances(doc: dict[str, Any], num_meshes: int) -> list[int]:
-    """Mesh index of every node instance in the scene trimesh loads (the node graph must be a tree)."""
+def _check_depth(nodes: list[dict[str, Any]], parent: dict[int, int], max_depth: int) -> None:
+    """Level by level from the roots (nodes without a parent); a node never reached is on a cycle."""
+    frontier = [i for i in range(len(nodes)) if i not in parent]
+    reached, level = 0, 0
+    while frontier:
+        level += 1
+        check_limit(level, max_depth, "levels of nested nodes", "glTF file")
+        reached += len(frontier)
+        frontier = [child for i in frontier for child in nodes[i].get("children", [])]
+    if reached < len(nodes):
+        raise ParseError("the glTF node graph has a cycle; it must be a tree")
+
+
+def _scene_mesh_instances(doc: dict[str, Any], num_meshes: int, max_depth: int) -> list[int]:
+    """Mesh index of every node instance in the scene trimesh loads (the node graph must be a tree,
+    at most `max_depth` nodes deep)."""
     nodes = _items(doc, "nodes")
     parent: dict[int, int] = {}
     for i, node in enumerate(nodes):
@@ -211,13 +251,17 @@ def _scene_mesh_instances(doc: dict[str, Any], num_meshes: int) -> list[int]:
                 # A DAG would be instanced once per path: exponential growth from a small file.
                 raise ParseError(f"the glTF node {child} has two parents; the node graph must be a tree")
             parent[child] = i
+    _check_depth(nodes, parent, max_depth)
     scenes = _items(doc, "scenes")
     if not scenes:
         return list(range(num_meshes))
     index = doc.get("scene", 0)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(scenes):
         raise ParseError(f"the glTF default scene {index!r} does not exist")
-    stack = list(scenes[index].get("nodes", []))
+    roots = scenes[index].get("nodes", [])
+    if not isinstance(roots, list):
+        raise ParseError("the glTF scene's 'nodes' entry is not a list")
+    stack = list(roots)
     seen: set[int] = set()
     instances = []
     while stack:
@@ -242,11 +286,12 @@ def check_gltf(data: bytes, format: str, limits: Limits) -> None:
         doc, bin_len = _parse_json(data, "glTF"), None
     if not isinstance(doc, dict):
         raise ParseError("the glTF JSON is not an object")
+    check_structure(doc, limits)
     refuse_external_uris(doc)
     views = _check_views(doc, _check_buffers(doc, bin_len))
     counts = _check_accessors(doc, views, limits)
     totals = _mesh_totals(doc, counts)
-    instances = _scene_mesh_instances(doc, len(totals))
+    instances = _scene_mesh_instances(doc, len(totals), limits.max_node_depth)
     check_limit(len(doc.get("nodes", [])), limits.max_parts, "nodes", "glTF file")
     check_limit(sum(totals[m][2] for m in instances), limits.max_parts, "placed primitives", "glTF scene")
     check_limit(sum(totals[m][0] for m in instances), limits.max_vertices, "placed vertices", "glTF scene")

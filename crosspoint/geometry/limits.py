@@ -22,6 +22,10 @@ class Limits:
     # Meshes/primitives/nodes/groups: each becomes a Python object in trimesh, so a file with a
     # million tiny parts is slow long before it is big.
     max_parts: int = 10_000
+    # glTF node nesting: trimesh walks each path from the root, so a 5,000-deep chain of nodes took 20 s.
+    max_node_depth: int = 256
+    # glTF accessors, bufferViews, materials, ...: each is a Python object (and often an array) in trimesh.
+    max_objects: int = 40_000
     # Squares of coordinate differences must stay finite in float64; nothing we serve is this big.
     max_abs_coordinate: float = 1e18
     # Fewer distinct points than this is not a shape (two points are a segment).

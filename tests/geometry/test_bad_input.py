@@ -340,6 +340,7 @@ def test_codes_are_stable_and_distinct() -> None:
         "too_few_points",
         "limit_exceeded",
         "external_reference",
+        "unsupported_extension",
         "invalid_argument",
     }
     assert expected == ERROR_CODES
