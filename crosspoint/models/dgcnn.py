@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from crosspoint.models._edgeconv import fused_edge_conv
 from crosspoint.models._registry import register_model
 from crosspoint.models.heads import class_head, projection_head
 
@@ -22,7 +24,8 @@ class DGCNNConfig:
     num_classes: int = 0
     head: str = "linear"
     dropout: float = 0.5
-    # "point" runs the EdgeConv 1x1 conv per point instead of per edge; same weights, same result.
+    # "point" runs the EdgeConv 1x1 conv per point instead of per edge; same weights, same result
+    # (on CPU also BN statistics and the max over k without the edge tensor: models/_edgeconv.py).
     edgeconv: str = "point"
 
 
@@ -32,6 +35,17 @@ def knn(x: torch.Tensor, k: int) -> torch.Tensor:
     xx = torch.sum(x * x, dim=1, keepdim=True)
     neg_dist = 2 * inner - xx - xx.transpose(2, 1)
     return neg_dist.topk(k=k, dim=-1)[1]
+
+
+def fused_applies(x: torch.Tensor) -> bool:
+    """The fused EdgeConv (sparse CPU kernels) runs eagerly on CPU; tracing and export see the plain form."""
+    return (
+        x.device.type == "cpu"
+        and not torch.jit.is_tracing()
+        and not torch.jit.is_scripting()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+    )
 
 
 def gather_neighbours(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -66,6 +80,11 @@ class EdgeConv(nn.Module):
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.form == "point" and fused_applies(x):
+            # Neighbours from fp32 scores even under autocast: the graph serving will build.
+            with torch.autocast(x.device.type, enabled=False):
+                idx = knn(x.float() if x.dtype in (torch.bfloat16, torch.float16) else x, self.k)
+            return fused_edge_conv(x, idx, self.conv.weight, self.bn, self.act.negative_slope)
         idx = knn(x, self.k)
         if self.form == "edge":
             edges = self.conv(graph_feature(x, self.k, idx))
@@ -107,8 +126,13 @@ class DGCNN(nn.Module):
         x2 = self.edge2(x1)
         x3 = self.edge3(x2)
         x4 = self.edge4(x3)
-        x = self.conv5(torch.cat((x1, x2, x3, x4), dim=1))
-        return torch.cat((x.amax(dim=-1), x.mean(dim=-1)), dim=1)
+        # conv5 on per-point rows [B*N, 512] as one GEMM (faster than the 1x1 Conv1d on CPU); BN over
+        # the same B*N rows, so the same statistics. The fused EdgeConvs already return such rows.
+        b, n = points.shape[:2]
+        rows = torch.cat([f.transpose(2, 1) for f in (x1, x2, x3, x4)], dim=2).reshape(b * n, -1)
+        conv, bn, act = self.conv5
+        x = act(bn(F.linear(rows, conv.weight.flatten(1)))).view(b, n, -1)  # type: ignore[operator]
+        return torch.cat((x.amax(dim=1), x.mean(dim=1)), dim=1)
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return features if pre_logits else self.head(features)

@@ -4,12 +4,15 @@ a 1024-d global feature, the 16-d category one-hot -> 64, and a 1280-d per-point
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from crosspoint.models._edgeconv import fused_edge_conv
 from crosspoint.models._registry import register_model
-from crosspoint.models.dgcnn import graph_feature
+from crosspoint.models.dgcnn import fused_applies, graph_feature, knn
 
 
 @dataclass
@@ -31,6 +34,42 @@ def _conv1d(in_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv1d(in_dim, out_dim, 1, bias=False), nn.BatchNorm1d(out_dim), nn.LeakyReLU(0.2)
     )
+
+
+def _parts(block: nn.Sequential) -> tuple[nn.Conv2d, nn.BatchNorm2d, nn.LeakyReLU]:
+    conv, bn, act = block
+    return cast(nn.Conv2d, conv), cast(nn.BatchNorm2d, bn), cast(nn.LeakyReLU, act)
+
+
+def edge_block(
+    x: torch.Tensor, k: int, first: nn.Sequential, second: nn.Sequential | None = None
+) -> torch.Tensor:
+    """`second(first(graph_feature(x, k))).amax(-1)` for x [B, C, N] -> [B, O, N], the reference blocks.
+
+    On CPU the first conv runs per point (W [x_j - x_i; x_i] = Wa x_j + (Wb - Wa) x_i, models/_edgeconv.py)
+    and the edges stay as rows [B*N*k, C] (one GEMM each, no [B, 2C, N, k] concatenation); a single
+    block is the fused EdgeConv. Same modules, same BatchNorm statistics.
+    """
+    if not fused_applies(x):
+        h = first(graph_feature(x, k))
+        return (second(h) if second is not None else h).amax(dim=-1)
+    with torch.autocast(x.device.type, enabled=False):  # fp32 neighbours, as in dgcnn.EdgeConv
+        idx = knn(x.float() if x.dtype in (torch.bfloat16, torch.float16) else x, k)
+    conv, bn, act = _parts(first)
+    if second is None:
+        return fused_edge_conv(x, idx, conv.weight, bn, act.negative_slope)
+    b, c, n = x.shape
+    w = conv.weight.flatten(1)
+    wa, wb = w[:, :c], w[:, c:]
+    pq = x.transpose(2, 1).reshape(b * n, c) @ torch.cat((wa, wb - wa)).t()
+    p, q = pq.chunk(2, dim=1)
+    flat = (idx + torch.arange(b, device=x.device).view(-1, 1, 1) * n).reshape(-1)
+    edges = (p[flat].view(b * n, k, -1) + q.unsqueeze(1)).flatten(0, 1)  # [B*N*k, O] rows
+    # A [rows, C, 1, 1] view: BatchNorm2d then normalizes over the B*N*k edges, as on [B, C, N, k].
+    h = act(bn(edges[:, :, None, None])).flatten(1)
+    conv2, bn2, act2 = _parts(second)
+    z = act2(bn2(F.linear(h, conv2.weight.flatten(1))[:, :, None, None])).flatten(1)
+    return z.view(b, n, k, -1).amax(dim=2).transpose(2, 1)
 
 
 class TransformNet(nn.Module):
@@ -55,7 +94,13 @@ class TransformNet(nn.Module):
             self.transform.bias.copy_(torch.eye(3).flatten())
 
     def forward(self, edges: torch.Tensor) -> torch.Tensor:
-        x = self.conv2(self.conv1(edges)).amax(dim=-1)
+        return self.from_local(self.conv2(self.conv1(edges)).amax(dim=-1))
+
+    def from_points(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """The transform of points x [B, 3, N] (`forward` on their edge features, via `edge_block`)."""
+        return self.from_local(edge_block(x, k, self.conv1, self.conv2))
+
+    def from_local(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv3(x).amax(dim=-1)
         return self.transform(self.mlp(x)).view(-1, 3, 3)
 
@@ -88,11 +133,11 @@ class DGCNNPartSeg(nn.Module):
         k = self.config.k
         x = points.transpose(2, 1)
         n = x.shape[-1]
-        t = self.transform_net(graph_feature(x, k))
+        t = self.transform_net.from_points(x, k)
         x = torch.bmm(x.transpose(2, 1), t).transpose(2, 1)
-        x1 = self.conv2(self.conv1(graph_feature(x, k))).amax(dim=-1)
-        x2 = self.conv4(self.conv3(graph_feature(x1, k))).amax(dim=-1)
-        x3 = self.conv5(graph_feature(x2, k)).amax(dim=-1)
+        x1 = edge_block(x, k, self.conv1, self.conv2)
+        x2 = edge_block(x1, k, self.conv3, self.conv4)
+        x3 = edge_block(x2, k, self.conv5)
         local = torch.cat((x1, x2, x3), dim=1)
         glob = self.conv6(local).amax(dim=-1, keepdim=True)
         cat = self.conv7(category.unsqueeze(-1))
