@@ -67,6 +67,7 @@ class Call:
     params: dict[str, Any] | None = None
     json: Any = None
     files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    data: dict[str, Any] | None = None  # multipart form fields beside `files`
 
 
 def options_to_params(**options: Any) -> dict[str, Any]:

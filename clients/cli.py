@@ -15,6 +15,9 @@ def register(app: typer.Typer) -> None:
 
     register_query_commands(app)
     register_batch_commands(app)
+    from clients.collections_cli import app as collections_app
+
+    app.add_typer(collections_app, name="collections")
 
     triton_app = typer.Typer(
         help="A local tritonserver (nvidia-pytriton's binary, python shim backends) for tests and local use.",

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from clients.calls import Call, RetryPolicy, Source, build_batch_call, build_call, options_to_params
+from clients.collections import AsyncCollectionsMixin, CollectionsMixin
 from clients.errors import CrossPointAPIError, CrossPointConnectionError
 from clients.results import (
     PARSERS,
@@ -42,6 +43,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 def _result(response: httpx.Response) -> Any:
     """The JSON body of a success, or the gateway's error raised as CrossPointAPIError."""
+    if response.status_code == 204:  # a DELETE: success without a body
+        return None
     try:
         body = response.json()
     except ValueError:
@@ -151,7 +154,7 @@ class _Base:
         return _result(outcome)
 
 
-class CrossPointClient(_Base):
+class CrossPointClient(_Base, CollectionsMixin):
     """Blocking client; use as a context manager (or call `close()`) to release its connections."""
 
     def __init__(
@@ -179,7 +182,12 @@ class CrossPointClient(_Base):
             outcome: httpx.Response | httpx.ConnectError
             try:
                 outcome = self._http.request(
-                    call.method, call.path, params=call.params, json=call.json, files=call.files
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    json=call.json,
+                    files=call.files,
+                    data=call.data,
                 )
             except httpx.ConnectError as exc:
                 outcome = exc
@@ -265,7 +273,7 @@ class CrossPointClient(_Base):
             raise
 
 
-class AsyncCrossPointClient(_Base):
+class AsyncCrossPointClient(_Base, AsyncCollectionsMixin):
     """The same API as `CrossPointClient`, awaitable; one instance can serve many tasks at once."""
 
     def __init__(
@@ -293,7 +301,12 @@ class AsyncCrossPointClient(_Base):
             outcome: httpx.Response | httpx.ConnectError
             try:
                 outcome = await self._http.request(
-                    call.method, call.path, params=call.params, json=call.json, files=call.files
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    json=call.json,
+                    files=call.files,
+                    data=call.data,
                 )
             except httpx.ConnectError as exc:
                 outcome = exc
