@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server.api.deps import require_api_key
 from server.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from server.api.routes import collections, health, inference, models
+from server.api.routes import collections, docs, health, inference, models
 from server.backends.base import InferenceBackend
 from server.core.config import Settings
 from server.core.logging import configure_logging
@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Point-cloud embeddings, classes and part labels from the CrossPoint models.",
         lifespan=lifespan,
+        docs_url=None,  # served by server.api.routes.docs from local files (FastAPI's loads a CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (inference.router, models.router, collections.router):
         app.include_router(router, dependencies=[Depends(require_api_key)])
     app.include_router(health.router)
+    app.include_router(docs.router)
     if (STATIC / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
         app.add_api_route("/", lambda: FileResponse(STATIC / "index.html"), include_in_schema=False)

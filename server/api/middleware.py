@@ -103,6 +103,11 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if _has_dot_segment(scope.get("path", "")):
+                # /v1/models/%2e%2e%2f was answered 307 to /v1/models/..: no route has dot segments.
+                state["error_code"] = "not_found"
+                await error_response(404, "not_found", "no such path")(scope, receive, send_with_id)
+                return
             await self.app(scope, receive, send_with_id)
         except asyncio.CancelledError:
             status = status if response_started else 499  # the client went away
@@ -140,6 +145,11 @@ class RequestContextMiddleware:
                 fields["error_code"] = error_code
             logger.info("request", extra={"fields": fields})
             request_id.reset(token)
+
+
+def _has_dot_segment(path: str) -> bool:
+    """A `.` or `..` path segment (after percent-decoding, which the server has done), or a backslash."""
+    return "\\" in path or any(segment in (".", "..") for segment in path.split("/"))
 
 
 def _endpoint(scope: Scope) -> str:

@@ -15,6 +15,7 @@ given-category call; pass `category` when you know it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -40,6 +41,7 @@ from server.schemas import (
 from server.services.parsing import Prepared, PrepareOptions, RawItem, UploadParser
 
 Answer = TypeVar("Answer", EmbedResponse, ClassifyResponse, SegmentResponse)
+T = TypeVar("T")
 AUTO = "auto"
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,25 @@ def check_cost(settings: Settings, rows: int, num_points: int, items: int = 1) -
         f"{len(AUTO_UP_AXES)} more: pass category, fewer points or fewer items",
         details={"cost": cost, "limit": limit, "rows": rows, "num_points": num_points, "items": items},
     )
+
+
+async def until_disconnected(request: Request, work: Awaitable[T], poll_s: float = 0.25) -> T:
+    """`work`'s result, or, as soon as the client has gone away, `work` cancelled (its parse workers are
+    replaced, its queued rows dropped) and 499 (which nobody reads, but the logs and metrics do)."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll_s)
+            if done:
+                return task.result()
+            if await request.is_disconnected():  # the body is read: the next message can only be that
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise ApiError(499, "client_closed_request", "the client went away; its work was cancelled")
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -240,8 +261,12 @@ class InferenceService:
         item = (await self.parser.read_items(request, batch=False, format=query.format))[0]
         if item.error is not None:
             raise item.error
-        prepared = await self.parser.prepare(item, options, nearest=nearest)
-        return await run(served, prepared)
+
+        async def work() -> Answer:
+            prepared = await self.parser.prepare(item, options, nearest=nearest)
+            return await run(served, prepared)
+
+        return await until_disconnected(request, work())
 
     async def _batch(
         self,
@@ -277,7 +302,8 @@ class InferenceService:
                 return {"index": index, "name": name, "status": exc.status, "error": error}
             return {"index": index, "name": name, "status": 200, "result": answer}
 
-        results = list(await asyncio.gather(*(one(i, item) for i, item in enumerate(items))))
+        work = asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+        results = list(await until_disconnected(request, work))
         return response_type.model_validate(
             {"items": results, "model": served.info.name, "version": served.info.version}
         )

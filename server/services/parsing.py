@@ -228,9 +228,18 @@ class UploadParser:
                 ) from None
             if exc.reason == "memory":
                 raise ApiError(413, "memory_limit_exceeded", str(exc)) from None
-            code = "parse_timeout" if exc.reason == "timeout" else "parse_crashed"
-            logger.warning("parse worker failure: %s (%s)", code, exc)
-            raise ApiError(422, code, f"{exc}; the worker was replaced") from None
+            if exc.reason == "timeout":
+                logger.warning("parse worker failure: parse_timeout (%s)", exc)
+                raise ApiError(422, "parse_timeout", f"{exc}; the worker was replaced") from None
+            # A worker killed or broken from outside (OOM killer, a crash) says nothing about the input:
+            # the client may retry, and the replacement worker is starting.
+            logger.warning("parse worker failure: parse_crashed (%s)", exc)
+            raise ApiError(
+                503,
+                "parse_crashed",
+                f"{exc}; the worker was replaced, try again",
+                headers={"Retry-After": str(s.retry_after_s)},
+            ) from None
         if not meta.get("ok"):
             raise self._worker_error(meta)
         return meta, out

@@ -98,7 +98,8 @@ def test_worker_killed_mid_parse(repository: Path, big_obj: bytes) -> None:
         for pid in pids:
             os.kill(pid, 9)  # what the kernel does to a worker that runs wild
         thread.join(60)
-        assert_error(answers[0], 422, "parse_crashed")
+        assert_error(answers[0], 503, "parse_crashed")  # retryable: the worker, not the input, failed
+        assert answers[0].headers["Retry-After"] == "1"
         new = wait_for_workers(client, 2)
         assert not set(new) & set(pids)
         assert client.post("/v1/embed", json=SMALL).status_code == 200
