@@ -79,3 +79,13 @@ def test_triton(tiny_repository: Path, tmp_path: Path) -> None:
     main(["--quick", "--repository", str(tiny_repository), "--out", str(tmp_path)])
     document = check_outputs(tmp_path, "triton", ("phases", "batch_client"))
     assert all(row["ok"] > 0 and not row.get("errors") for row in document["tables"]["phases"])
+
+
+def test_soak(tiny_repository: Path, tmp_path: Path) -> None:
+    from bench.soak import main
+
+    main(["--quick", "--repository", str(tiny_repository), "--out", str(tmp_path)])
+    document = check_outputs(tmp_path, "soak", ("soak",))
+    (row,) = document["tables"]["soak"]
+    assert row["ok"] > 0 and row["requests"] >= row["ok"]
+    assert row["rss_peak_mb"] >= row["rss_start_mb"] > 50  # the gateway and its parse workers were sampled

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -190,7 +191,7 @@ def fuzz_json(client: TestClient, examples: int) -> None:
         headers = {"Content-Type": kind} if kind else {}
         post(client, f"/v1/{endpoint}", params=params, content=json.dumps(body).encode(), headers=headers)
         started = time.monotonic()
-        response = client.get(f"/v1/models/{params.get('category', 'embed')}")
+        response = client.get(f"/v1/models/{quote(params.get('category', 'embed'), safe='')}")
         check_answer(response, time.monotonic() - started)
 
     run()

@@ -1,0 +1,180 @@
+"""Soak: N closed-loop clients x T minutes of mixed tasks against `crosspoint serve`, with the resident
+memory of the gateway and its parse workers sampled all along.
+
+    python -m bench.soak                                   # 32 clients x 10 minutes (the issue's size)
+    python -m bench.soak --clients 8 --minutes 3           # a stated smaller run on a shared machine
+
+Tasks, round robin over real shapes: embed, classify, segment with its category (JSON bodies of raw
+ModelNet40 / ShapeNetPart shapes), segment without a category (16 rows), embed:batch of 4, and a
+multipart mesh upload (bunny.ply) to classify. Reports errors by status, p50/p99 of OK answers, and RSS
+(gateway + workers, the server's process group) at start, after warm-up and at the end: "flat" means the
+end is within 10% of the after-warm-up level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.gateway import MESH, serve_args, shape_calls
+from bench.inputs import raw_shapes
+from bench.loadgen import Call, json_call, multipart_call, run_phase
+from bench.report import Report
+from bench.servers import free_port, server_process
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def group_rss_bytes(group: int) -> int:
+    """Resident memory of every process in a process group (the gateway and its parse workers)."""
+    total = 0
+    page = 4096
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            fields = text[text.rindex(")") + 2 :].split()
+            if int(fields[2]) == group:
+                total += int((stat.parent / "statm").read_text().split()[1]) * page
+        except (OSError, ValueError):  # the process exited meanwhile
+            continue
+    return total
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, group: int, every_s: float) -> None:
+        super().__init__(daemon=True)
+        self.group, self.every_s = group, every_s
+        self.samples: list[tuple[float, int]] = []
+        self.started_at = time.monotonic()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.samples.append((time.monotonic() - self.started_at, group_rss_bytes(self.group)))
+            self.halt.wait(self.every_s)
+
+
+def mixed_calls(shapes: int) -> list[Call]:
+    embed = shape_calls("embed", shapes)
+    classify = shape_calls("classify", shapes)
+    segment = shape_calls("segment", shapes)
+    parts = raw_shapes("segment", shapes)
+    no_category = [
+        json_call("/v1/segment", json.dumps({"points": np.round(s.points, 6).tolist()}).encode())
+        for s in parts
+    ]
+    batch = [
+        json_call(
+            "/v1/embed:batch",
+            json.dumps({"items": [{"points": np.round(s.points, 6).tolist()} for s in group]}).encode(),
+        )
+        for group in [raw_shapes("embed", 4)]
+    ]
+    from export.parity import data_root
+
+    mesh = [multipart_call("/v1/classify", MESH.name, (data_root() / MESH).read_bytes())]
+    calls: list[Call] = []
+    for i in range(shapes):
+        calls += [embed[i], classify[i], segment[i], embed[(i + 1) % shapes], classify[(i + 1) % shapes]]
+        if i % 2 == 0:
+            calls += [no_category[i], batch[0], mesh[0]]
+    return calls
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--warmup-fraction", type=float, default=0.2, help="RSS 'after warm-up' is taken here"
+    )
+    parser.add_argument("--sample-s", type=float, default=2.0, help="RSS sampling period")
+    parser.add_argument("--shapes", type=int, default=8, help="distinct real shapes per task")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--repository", type=Path, default=REPO_ROOT / "model_repository")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 clients x 0.2 minutes")
+    parser.add_argument("--out", type=Path, default=None, help="default bench/results/")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.clients, args.minutes, args.shapes, args.sample_s = 2, 0.2, 2, 0.5
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    env = {
+        "CROSSPOINT_MODEL_REPOSITORY": str(args.repository),
+        "CROSSPOINT_RELOAD_INTERVAL_S": "0",
+        "CROSSPOINT_ORT_INTRA_OP_THREADS": str(args.threads),
+        "CROSSPOINT_ORT_PROVIDERS": '["CPUExecutionProvider"]',
+        "CROSSPOINT_LOG_LEVEL": "WARNING",
+    }
+    calls = mixed_calls(args.shapes)
+    with server_process(serve_args(port), port, "/readyz", env=env) as server:
+        sampler = RssSampler(server.pid, args.sample_s)
+        sampler.start()
+        seconds = args.minutes * 60
+        try:
+            phase = run_phase(server.url, calls, args.clients, 10**9, seconds)
+        finally:
+            sampler.halt.set()
+            sampler.join()
+    row = phase.summary()
+    samples = sampler.samples
+    warm = [rss for t, rss in samples if t >= args.warmup_fraction * seconds] or [samples[-1][1]]
+    mb = 2**20
+    row.update(
+        clients=args.clients,
+        minutes=args.minutes,
+        rss_start_mb=samples[0][1] / mb,
+        rss_warm_mb=warm[0] / mb,
+        rss_end_mb=samples[-1][1] / mb,
+        rss_peak_mb=max(rss for _, rss in samples) / mb,
+        drift_pct=100.0 * (samples[-1][1] - warm[0]) / warm[0],
+        rss_samples_mb=[(round(t, 1), round(rss / mb, 1)) for t, rss in samples],
+    )
+    return row
+
+
+COLUMNS = [
+    ("clients", "clients", "{:d}"),
+    ("minutes", "minutes", "{:.1f}"),
+    ("requests", "requests", "{:d}"),
+    ("ok", "OK", "{:d}"),
+    ("errors", "errors", "{:}"),
+    ("req_per_s", "req/s", "{:.1f}"),
+    ("p50_ms", "p50 ms", "{:.0f}"),
+    ("p99_ms", "p99 ms", "{:.0f}"),
+    ("rss_start_mb", "RSS start MB", "{:.0f}"),
+    ("rss_warm_mb", "RSS after warm-up MB", "{:.0f}"),
+    ("rss_end_mb", "RSS end MB", "{:.0f}"),
+    ("rss_peak_mb", "RSS peak MB", "{:.0f}"),
+    ("drift_pct", "end vs warm-up %", "{:+.1f}"),
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    report = Report("soak", argv)
+    report.note(
+        f"Soak: `crosspoint serve` on {args.repository.name}/ (ONNX Runtime, {args.threads} threads, 2 parse "
+        f"workers, defaults otherwise), {args.clients} closed-loop clients for {args.minutes:g} minutes of mixed "
+        "tasks (embed, classify, segment with and without category, embed:batch of 4, a bunny.ply upload); RSS "
+        f"of the server's process group sampled every {args.sample_s:g} s, 'after warm-up' at "
+        f"{args.warmup_fraction:.0%} of the run."
+    )
+    row = run(args)
+    report.table("soak", "Soak", [row], COLUMNS)
+    report.write(args.out)
+
+
+if __name__ == "__main__":
+    main()
