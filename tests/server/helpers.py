@@ -21,6 +21,8 @@ SHARED_DATA = Path(os.environ.get("CROSSPOINT_SHARED_DATA", REPO_ROOT.parent / "
 MESHES = SHARED_DATA / "meshes"
 MODELNET = SHARED_DATA / "modelnet40_partial" / "modelnet40_partial_2048.npz"
 NUM_POINTS = 256  # the tiny test models' default (fast on a shared CPU)
+# Collections' data dirs of the apps built here; removed when the test process ends.
+_DATA_ROOT = tempfile.TemporaryDirectory(prefix="crosspoint-collections-")
 PREPROCESS = {
     "num_points": NUM_POINTS,
     "up_axis": "y",
@@ -68,7 +70,7 @@ def gateway_settings(repository: Path, **overrides: Any) -> Settings:
         "parse_workers": 2,
         "log_level": "WARNING",
         "ort_intra_op_threads": 1,
-        "data_dir": tempfile.mkdtemp(prefix="crosspoint-collections-"),  # never the checkout's data/
+        "data_dir": tempfile.mkdtemp(dir=_DATA_ROOT.name),  # never the checkout's data/
     }
     values.update(overrides)
     return Settings(**values)
