@@ -16,6 +16,10 @@ app = typer.Typer(no_args_is_help=True)
 
 _DATA = typer.Option(help="Dataset npz (default: the shared one under ../shared/data).")
 _DEVICE = typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu).")
+_PRECISION = typer.Option(
+    help="bf16 | fp32 (default: bf16 autocast where the device has bf16 arithmetic: CUDA, "
+    "AVX512-BF16/AMX CPUs; else fp32). A resumed run takes the one given now."
+)
 
 
 @app.command()
@@ -47,7 +51,7 @@ def pretrain(
     seed: int = 0,
     num_workers: int = 0,
     device: Annotated[str | None, _DEVICE] = None,
-    amp: Annotated[bool, typer.Option(help="bf16 autocast (GPU only).")] = True,
+    precision: Annotated[str | None, _PRECISION] = None,
     channels_last: Annotated[bool, typer.Option(help="channels_last image encoder (GPU only).")] = True,
     gather_negatives: Annotated[bool, typer.Option(help="DDP: negatives from all ranks.")] = False,
     sync_bn: Annotated[bool, typer.Option(help="DDP on GPU: SyncBatchNorm.")] = False,
@@ -66,7 +70,7 @@ def pretrain(
         data=data, out=out, backbone=backbone, image_encoder=image_encoder, epochs=epochs, batch_size=batch_size,
         lr=lr, weight_decay=weight_decay, num_points=num_points, k=k, image_size=image_size, views=views,
         subset=subset, val_fraction=val_fraction, probe_every=probe_every, probe_points=probe_points,
-        probe_train_size=probe_train_size, probe_val_size=probe_val_size, seed=seed, num_workers=num_workers, device=device, amp=amp,
+        probe_train_size=probe_train_size, probe_val_size=probe_val_size, seed=seed, num_workers=num_workers, device=device, precision=precision,
         channels_last=channels_last, gather_negatives=gather_negatives, sync_bn=sync_bn,
         save_every_steps=save_every_steps, max_steps=max_steps, log_every=log_every, cache_dir=cache_dir,
     )  # fmt: skip
@@ -140,6 +144,7 @@ def partseg(
     seed: int = 0,
     num_workers: int = 0,
     device: Annotated[str | None, _DEVICE] = None,
+    precision: Annotated[str | None, _PRECISION] = None,
     max_steps: int = 0,
     cache_dir: str | None = None,
     resume: bool = False,
@@ -152,7 +157,7 @@ def partseg(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, momentum=momentum,
         weight_decay=weight_decay, label_smoothing=label_smoothing, k=k, num_points=num_points,
         scale_translate=scale_translate, eval_every=eval_every, seed=seed, num_workers=num_workers,
-        device=device, max_steps=max_steps, cache_dir=cache_dir,
+        device=device, precision=precision, max_steps=max_steps, cache_dir=cache_dir,
     )  # fmt: skip
     summary = train(cfg, resume=resume)
     typer.echo(

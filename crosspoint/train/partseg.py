@@ -15,7 +15,7 @@ The reference keeps the checkpoint with the best TEST mIoU; we keep the last one
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class PartSegTrainConfig:
     seed: int = 0
     num_workers: int = 0
     device: str | None = None
+    precision: str | None = None  # bf16 | fp32 autocast; None = bf16 where supported (runtime.py)
     max_steps: int = 0  # stop early (tests); the schedule is unchanged
     cache_dir: str | None = None
 
@@ -147,10 +148,12 @@ def train(cfg: PartSegTrainConfig, resume: bool = False) -> dict[str, Any]:
     resuming = resume and state_path.exists()
     if resuming:  # the stored config wins, except how and where it runs (as in pretraining)
         stored = read_meta(state_path)["config"]
-        given = {k: getattr(cfg, k) for k in ("max_steps", "device", "num_workers", "out")}
+        given = {k: getattr(cfg, k) for k in ("max_steps", "device", "precision", "num_workers", "out")}
         moved = {k: getattr(cfg, k) for k in ("data", "cache_dir") if getattr(cfg, k) is not None}
         cfg = PartSegTrainConfig(**{**stored, **given, **moved})
     device = rt.pick_device(cfg.device)
+    precision = rt.resolve_precision(cfg.precision, device)
+    cfg = replace(cfg, precision=precision)
     rt.seed_everything(cfg.seed)
     model = create_model("dgcnn_partseg", k=cfg.k, dropout=cfg.dropout).to(device)
     pretrained = load_pretrained(model, cfg.pretrained) if cfg.pretrained else None
@@ -194,7 +197,8 @@ def train(cfg: PartSegTrainConfig, resume: bool = False) -> dict[str, Any]:
                 rng = np.random.default_rng([cfg.seed, epoch, meta["step"]])
                 points = torch.stack([torch.from_numpy(scale_translate(p.numpy(), rng)) for p in points])
             onehot = nn.functional.one_hot(cats, NUM_CATEGORIES).float().to(device)
-            logits = model(points.to(device), onehot)
+            with rt.autocast(device, precision):
+                logits = model(points.to(device), onehot).float()
             loss = smoothed_cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), labels.to(device).reshape(-1), cfg.label_smoothing
             )

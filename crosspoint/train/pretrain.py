@@ -58,7 +58,9 @@ class PretrainConfig:
     seed: int = 0
     num_workers: int = 0
     device: str | None = None  # None: cuda if available, else cpu
-    amp: bool = True  # bf16 autocast, GPU only
+    # bf16 | fp32 autocast; None = bf16 where the device has bf16 arithmetic (CUDA, AVX512-BF16/AMX
+    # CPUs). How the run executes, like `device`: a resumed run takes the one given now.
+    precision: str | None = None
     channels_last: bool = True  # image encoder memory format, GPU only
     gather_negatives: bool = False  # DDP: negatives from all ranks (reference: per-rank)
     sync_bn: bool = False  # DDP on GPU: SyncBatchNorm (reference: per-rank BN statistics)
@@ -196,7 +198,7 @@ def forward_loss(
     image = batch["image"].to(device, non_blocking=True)
     if cuda and cfg.channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda and cfg.amp):
+    with rt.autocast(device, rt.resolve_precision(cfg.precision, device)):
         # Both views in one forward, as the reference: BatchNorm sees 2B clouds.
         z_points = point_branch(views)
         z_image = image_branch(image)
@@ -211,6 +213,7 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
     resuming = resume and state_path.exists()
     if resuming:
         cfg = resume_config(state_path, cfg)
+    cfg = dataclasses.replace(cfg, precision=rt.resolve_precision(cfg.precision, run.device))
     rt.seed_everything(cfg.seed)
     point_model, image_model = build_models(cfg)
     dataset, probe_data = build_dataset(cfg, render=run.is_main)
@@ -354,12 +357,14 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
 
 
 def resume_config(state_path: Path, given: PretrainConfig) -> PretrainConfig:
-    """The stored config, except settings that cannot change the trajectory (device, workers, stopping).
+    """The stored config, except how the run executes (device, precision, workers, stopping).
 
     `data` and `cache_dir` stay as stored unless given again (e.g. the run moved to another machine).
     """
-    stored = PretrainConfig(**read_meta(state_path)["config"])
-    keep = {"max_steps", "device", "num_workers", "save_every_steps", "log_every", "out"}
+    stored_fields = dict(read_meta(state_path)["config"])
+    stored_fields.pop("amp", None)  # runs from before `precision` (their bf16 autocast was GPU only)
+    stored = PretrainConfig(**stored_fields)
+    keep = {"max_steps", "device", "num_workers", "save_every_steps", "log_every", "out", "precision"}
     moved = {k: getattr(given, k) for k in ("data", "cache_dir") if getattr(given, k) is not None}
     return dataclasses.replace(stored, **{k: getattr(given, k) for k in keep}, **moved)
 

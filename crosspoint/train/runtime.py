@@ -1,12 +1,15 @@
-"""What every training loop needs around the model: device, torchrun/DDP setup, seeds, the LR curve."""
+"""What every training loop needs around the model: device, torchrun/DDP setup, seeds, the LR curve,
+and the numeric precision of the step (bf16 autocast where the hardware has bf16 arithmetic)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,3 +82,38 @@ def mean_over_ranks(values: list[float], runtime: Runtime) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=runtime.device)
     torch.distributed.all_reduce(t)
     return (t / runtime.world_size).tolist()
+
+
+PRECISIONS = ("bf16", "fp32")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 arithmetic in hardware: a CUDA device that has it, or a CPU with AVX512-BF16 or AMX.
+
+    Without it, CPU autocast emulates bf16 and is slower than fp32.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    if "AMX" in torch.backends.cpu.get_cpu_capability():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: str | None, device: torch.device) -> str:
+    """`requested` ("bf16" | "fp32"), or None: bf16 where the device supports it, else fp32."""
+    if requested is None:
+        return "bf16" if bf16_supported(device) else "fp32"
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS} (or None for auto), not {requested!r}")
+    return requested
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast for "bf16" (GEMMs and convs in bf16, reductions and losses stay fp32); no-op for "fp32"."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
