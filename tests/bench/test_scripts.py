@@ -81,6 +81,18 @@ def test_triton(tiny_repository: Path, tmp_path: Path) -> None:
     assert all(row["ok"] > 0 and not row.get("errors") for row in document["tables"]["phases"])
 
 
+def test_train(tmp_path: Path) -> None:
+    require(MODELNET)
+    from bench.train import FORMS, STEPS, main
+
+    main(["--quick", "--out", str(tmp_path)])
+    document = check_outputs(tmp_path, "train", ("throughput", "profile"))
+    rows = document["tables"]["throughput"]
+    assert {r["step"] for r in rows} == set(STEPS)
+    assert {r["form"] for r in rows if r["step"] == "crosspoint"} == set(FORMS)
+    assert all(r["clouds_per_s"] > 0 for r in rows)
+
+
 def test_soak(tiny_repository: Path, tmp_path: Path) -> None:
     from bench.soak import main
 
