@@ -43,13 +43,16 @@ RUN pip check \
     && ! pip show torch >/dev/null 2>&1
 
 # Non-root: the gateway needs no privileges, and the model repository is mounted read-only.
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin crosspoint
+# data/: collections (SQLite + usearch); compose mounts a named volume there, which takes this owner.
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin crosspoint \
+    && install -d -o crosspoint -g crosspoint /home/crosspoint/data
 USER crosspoint
 WORKDIR /home/crosspoint
 
 # The installed package cannot find a repository next to its sources (it lives in site-packages):
 # mount one at /models. The backend defaults to in-process ONNX Runtime; compose switches it to Triton.
 ENV CROSSPOINT_MODEL_REPOSITORY=/models \
+    CROSSPOINT_DATA_DIR=/home/crosspoint/data \
     CROSSPOINT_BACKEND=onnxruntime \
     CROSSPOINT_TRITON_URL=triton:8001 \
     CROSSPOINT_LOG_FORMAT=json \
