@@ -64,6 +64,9 @@ def test_triton_killed_then_restarted(repository: Path, tmp_path: Path, shapes: 
                     break
                 time.sleep(0.05)
             assert statuses[-1] == 200, f"still {statuses[-1]} 2 s after Triton was ready"
+            print(
+                f"triton outage: 503 in {elapsed:.3f} s; 200 again {time.monotonic() - ready_at:.2f} s after ready"
+            )
             assert [client.post("/v1/embed", json=body).status_code for _ in range(3)] == [200] * 3
             assert client.get("/readyz").status_code == 200
     finally:
