@@ -522,8 +522,9 @@ class CollectionStore:
         rows = {
             r[0]: r[1:]
             for r in self._db.execute(
-                f"SELECT key, item_id, label, metadata FROM items WHERE collection_id = ? AND key IN ({marks})",
-                (cid, *keys),
+                # by primary key alone: with collection_id in the WHERE, SQLite scans that collection's rows
+                f"SELECT key, item_id, label, metadata FROM items WHERE key IN ({marks})",
+                keys,
             )
         }
         matches = []

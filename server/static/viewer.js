@@ -10,6 +10,7 @@ const PALETTE = [
 
 let renderer, scene, camera, controls, cloud, disc;
 let latest = 0; // the newest analysis; answers to older ones are dropped
+let lastFile = null; // searched again when another collection is chosen
 
 function initView() {
   const canvas = $("canvas");
@@ -172,6 +173,8 @@ async function analyse(file) {
       (segmented.vertex_labels ? `, ${segmented.vertex_labels.length} original vertices labelled` : "");
     showModelInfo(embedded, classified, segmented);
     showReceipt(classified.receipt);
+    lastFile = file;
+    showSimilar(file, run);
     $("shape-name").textContent = file.name;
     setStatus(`${file.name}: done`);
   } catch (err) {
@@ -259,6 +262,44 @@ async function loadModels() {
   }
 }
 
+// "Similar shapes": the nearest items of the chosen collection (its own version answers; an error,
+// e.g. a collection waiting for `crosspoint collections reembed`, is shown in the panel only).
+async function showSimilar(file, run) {
+  const name = $("collection").value;
+  const list = $("similar");
+  list.innerHTML = "";
+  if (!name || !file) return;
+  try {
+    const found = await post(`v1/collections/${encodeURIComponent(name)}/search`, file, {
+      up_axis: $("up-axis").value,
+      k: 5,
+    });
+    if (run !== latest) return;
+    list.innerHTML =
+      found.matches
+        .map(
+          (m) =>
+            `<li><span class="label">${escapeHtml(m.id)}</span>${m.label ? ` (${escapeHtml(m.label)})` : ""} ` +
+            `<span class="probability">${m.score.toFixed(3)}</span></li>`,
+        )
+        .join("") || "<li>the collection is empty</li>";
+  } catch (err) {
+    if (run === latest) list.innerHTML = `<li class="error">${escapeHtml(err.message || String(err))}</li>`;
+  }
+}
+
+async function loadCollections() {
+  try {
+    const response = await fetch("v1/collections");
+    if (!response.ok) return;
+    for (const c of (await response.json()).collections) {
+      $("collection").append(new Option(`${c.name} (${c.count} items, ${c.model} v${c.version})`, c.name));
+    }
+  } catch (_) {
+    /* collections are optional */
+  }
+}
+
 async function loadSamples() {
   try {
     const response = await fetch("static/samples/index.json");
@@ -296,6 +337,7 @@ function wireInputs() {
     zone.classList.remove("over");
     if (e.dataTransfer.files[0]) analyseUpload(e.dataTransfer.files[0]);
   });
+  $("collection").addEventListener("change", () => showSimilar(lastFile, latest));
   $("sample-select").addEventListener("change", async (e) => {
     const name = e.target.value;
     if (!name) return;
@@ -313,4 +355,5 @@ try {
 }
 wireInputs();
 loadModels();
+loadCollections();
 loadSamples();

@@ -233,3 +233,29 @@ def test_too_large_and_busy_are_explained(page: Any, tmp_path: Path) -> None:
     page.wait_for_function("document.getElementById('error').textContent.includes('busy')")
     text = page.locator("#error").text_content()
     assert "try again in 2 s" in text and "the inference queue is full" in text
+
+
+def test_similar_shapes_panel_searches_the_chosen_collection(page: Any, viewer_url: str) -> None:
+    chair, bunny = require(MESHES / "chair_model.obj"), require(MESHES / "bunny.ply")
+    axis = page.locator("#up-axis").input_value()
+    assert httpx.post(f"{viewer_url}/v1/collections", json={"name": "viewer"}).status_code == 201
+    for path, label in ((chair, "chair"), (bunny, "animal")):
+        added = httpx.post(
+            f"{viewer_url}/v1/collections/viewer/items",
+            files={"file": (path.name, path.read_bytes())},
+            data={"label": label},
+            params={"up_axis": axis},
+            timeout=120,
+        )
+        assert added.status_code == 201, added.text
+    page.reload()
+    page.wait_for_function("document.querySelectorAll('#collection option').length > 1")
+    page.select_option("#collection", "viewer")
+    page.locator("#file-input").set_input_files(str(chair))
+    wait_for_result(page, chair.name)
+    page.wait_for_function("document.querySelectorAll('#similar li').length > 0", timeout=RESULT_TIMEOUT_MS)
+    rows = page.locator("#similar li")
+    assert rows.count() == 2
+    assert rows.first.locator(".label").text_content() == "chair_model"
+    assert "(chair)" in rows.first.text_content()
+    assert float(rows.first.locator(".probability").text_content()) == pytest.approx(1.0, abs=1e-3)
