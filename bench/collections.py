@@ -145,14 +145,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return head + body
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = []
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="bench-collections-") as tmp:
