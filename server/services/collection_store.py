@@ -6,12 +6,13 @@ Layout under the data directory (`CROSSPOINT_DATA_DIR`):
                                    points float16, label, metadata JSON), WAL + synchronous=FULL
     index/<cid>-<generation>.usearch   HNSW snapshot (f16, cosine) of one collection
 
-Every mutation is one SQLite transaction that also bumps the collection's `generation`; it is
-committed (fsynced) before the caller acknowledges it. The HNSW index is a cache of the rows: a snapshot
-is written (temp file + fsync + rename) on close and every `snapshot_every` mutations, named by the
-generation it covers. On open, a snapshot whose generation and size match the database is loaded; any
-other state (a crash between commit and snapshot, a torn or missing file) rebuilds the index from the
-rows. So a `kill -9` loses at most the mutations not yet committed, and no collection is ever left
+Every mutation is one SQLite transaction that also bumps the collection's `generation` and appends
+its index operations (add key / remove key) to a journal; it is committed (fsynced) before the caller
+acknowledges it. The HNSW index is a cache of the rows: a snapshot is written (temp file + fsync +
+rename) on close and every `snapshot_every` mutations, named by the generation it covers, and the
+journal up to that generation is then dropped. On open, the snapshot is loaded and the journal after
+it replayed (a crash costs the mutations since the last snapshot, not a rebuild); if the result does
+not match the rows in size (a torn or missing file), the index is rebuilt from the rows. So a `kill -9` loses at most the mutations not yet committed, and no collection is ever left
 unreadable. The store knows nothing of HTTP or models: the service embeds, the store keeps.
 """
 
@@ -24,7 +25,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,14 @@ CREATE TABLE IF NOT EXISTS items (
     UNIQUE (collection_id, item_id)
 );
 CREATE INDEX IF NOT EXISTS items_label ON items (collection_id, label);
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    op TEXT NOT NULL,
+    key INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_collection ON journal (collection_id, generation);
 """
 
 
@@ -256,6 +265,8 @@ class CollectionStore:
                 db.execute("DELETE FROM items WHERE collection_id = ?", (cid,))
                 db.execute("DELETE FROM collections WHERE id = ?", (cid,))
             self._live.pop(name, None)
+            with self._transaction() as db:
+                db.execute("DELETE FROM journal WHERE collection_id = ?", (cid,))
             for path in self.index_dir.glob(f"{cid}-*.usearch"):
                 path.unlink(missing_ok=True)
 
@@ -283,7 +294,7 @@ class CollectionStore:
             return live
         # Not open yet, or another process (a second uvicorn worker) changed the rows: load or rebuild.
         busy = live.busy if live is not None and live.cid == cid else None
-        index = self._load_snapshot(cid, generation, dim) or self._rebuild(cid, dim)
+        index = self._load_snapshot(cid, dim) or self._rebuild(cid, dim)
         live = _Live(cid=cid, index=index, generation=generation, saved_generation=generation, busy=busy)
         live.version = version
         self._live[name] = live
@@ -292,19 +303,44 @@ class CollectionStore:
     def _snapshot_path(self, cid: int, generation: int) -> Path:
         return self.index_dir / f"{cid}-{generation}.usearch"
 
-    def _load_snapshot(self, cid: int, generation: int, dim: int) -> Index | None:
-        path = self._snapshot_path(cid, generation)
-        if not path.is_file():
+    def _load_snapshot(self, cid: int, dim: int) -> Index | None:
+        """The newest snapshot with the journal after it replayed, or None when that does not match."""
+        found = sorted(
+            (int(p.stem.split("-")[1]), p)
+            for p in self.index_dir.glob(f"{cid}-*.usearch")
+            if p.stem.count("-") == 1
+        )
+        if not found:
             return None
+        saved, path = found[-1]
         try:
             index = Index.restore(str(path), view=False)
         except Exception as exc:  # a torn or foreign file: the rows are the truth
             logger.warning("index snapshot %s unreadable (%s); rebuilding from the rows", path, exc)
             return None
-        (count,) = self._db.execute("SELECT count(*) FROM items WHERE collection_id = ?", (cid,)).fetchone()
-        if index is None or index.ndim != dim or len(index) != count:
-            logger.warning("index snapshot %s does not match the rows; rebuilding", path)
+        if index is None or index.ndim != dim:
             return None
+        replayed = 0
+        for op, key in self._db.execute(
+            "SELECT op, key FROM journal WHERE collection_id = ? AND generation > ? ORDER BY seq",
+            (cid, saved),
+        ).fetchall():
+            replayed += 1
+            if op == "reset":
+                return None
+            if op == "remove":
+                if key in index:
+                    index.remove(key)
+                continue
+            row = self._db.execute("SELECT embedding FROM items WHERE key = ?", (key,)).fetchone()
+            if row is not None and key not in index:  # None: removed again later in the journal
+                index.add(key, _normalized(np.frombuffer(row[0], dtype=np.float32)[None])[0])
+        (count,) = self._db.execute("SELECT count(*) FROM items WHERE collection_id = ?", (cid,)).fetchone()
+        if len(index) != count:
+            logger.warning("index snapshot %s + journal do not match the rows; rebuilding", path)
+            return None
+        if replayed:
+            logger.info("collection %d: snapshot of generation %d + %d journal entries", cid, saved, replayed)
         return index
 
     def _rebuild(self, cid: int, dim: int) -> Index:
@@ -329,14 +365,34 @@ class CollectionStore:
             os.fsync(handle.fileno())
         os.replace(temp, final)
         _fsync_dir(self.index_dir)
+        # The snapshot is durable: the journal up to it and older snapshots are no longer needed.
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM journal WHERE collection_id = ? AND generation <= ?", (live.cid, live.generation)
+            )
         for old in self.index_dir.glob(f"{live.cid}-*.usearch"):
             if old != final:
                 old.unlink(missing_ok=True)
         live.saved_generation = live.generation
         live.mutations = 0
 
-    def _bump(self, name: str, live: _Live, db: sqlite3.Connection, mutations: int) -> None:
+    def _bump(
+        self,
+        name: str,
+        live: _Live,
+        db: sqlite3.Connection,
+        mutations: int,
+        removed: Sequence[int] = (),
+        added: Sequence[int] = (),
+        reset: bool = False,
+    ) -> None:
         db.execute("UPDATE collections SET generation = generation + 1 WHERE id = ?", (live.cid,))
+        db.executemany(
+            "INSERT INTO journal (collection_id, generation, op, key) VALUES (?, ?, ?, ?)",
+            [(live.cid, live.generation + 1, "remove", k) for k in removed]
+            + [(live.cid, live.generation + 1, "add", k) for k in added]
+            + ([(live.cid, live.generation + 1, "reset", 0)] if reset else []),
+        )
         live.generation += 1
         live.mutations += mutations
         live.cache.clear()
@@ -398,7 +454,7 @@ class CollectionStore:
                     )
                     added.append((int(cursor.lastrowid or 0), item.embedding))
                     created.append(old is None)
-                self._bump(name, live, db, len(items))
+                self._bump(name, live, db, len(items), removed, [k for k, _ in added])
             # Committed: the index follows (a crash from here on is repaired by the rebuild on open).
             if removed:
                 live.index.remove(np.array(removed, dtype=np.uint64))
@@ -435,7 +491,7 @@ class CollectionStore:
                 if row is None:
                     raise StoreError("item_not_found", f"collection '{name}' has no item '{item_id}'")
                 db.execute("DELETE FROM items WHERE key = ?", (row[0],))
-                self._bump(name, live, db, 1)
+                self._bump(name, live, db, 1, removed=[int(row[0])])
             live.index.remove(int(row[0]))
             self._after_commit(name, live)
 
@@ -469,7 +525,8 @@ class CollectionStore:
                     [(np.ascontiguousarray(e, dtype=np.float32).tobytes(), k) for k, e in embeddings.items()],
                 )
                 db.execute("UPDATE collections SET version = ? WHERE id = ?", (version, live.cid))
-                self._bump(name, live, db, len(embeddings))
+                # every vector changed: a crash before the new snapshot must rebuild, not replay
+                self._bump(name, live, db, len(embeddings), reset=True)
             live.index = self._rebuild(live.cid, int(live.index.ndim))
             live.version = version
             self._snapshot(name, live)

@@ -47,9 +47,33 @@ def test_snapshot_is_used_when_it_matches_and_rebuilt_when_stale(tmp_path: Path)
     del store
 
     store = open_store(tmp_path)
+    rebuilt = store._rebuild
+    store._rebuild = lambda *a: pytest.fail("the journal after the snapshot should have been replayed")  # type: ignore[method-assign]
     assert store.count("c") == 29
+    assert nearest(store, "c", more[0].embedding) == "j0"  # opens: snapshot + journal
+    store._rebuild = rebuilt  # type: ignore[method-assign]
     assert all(nearest(store, "c", it.embedding) == it.id for it in first[1:] + more)
     assert "i0" not in {m.id for m in store.search("c", first[0].embedding, 29)}
+    store.close()
+
+
+def test_reembed_crash_before_its_snapshot_rebuilds(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.create("c", "", "embed", "1", DIM)
+    old = items(8)
+    store.upsert("c", old, max_items=100)
+    store.close()
+    store = open_store(tmp_path)
+    rows = list(store.iter_points("c"))
+    moved = {key: -store.get("c", item_id).embedding for key, item_id, _ in rows}
+    store._snapshot = lambda *a: None  # type: ignore[method-assign]  # killed right after the commit
+    store.replace_embeddings("c", "2", moved)
+    del store
+    store = open_store(tmp_path)
+    assert store.info("c").version == "2"
+    assert all(
+        nearest(store, "c", -it.embedding) == it.id for it in old
+    )  # the new vectors, not the snapshot's
     store.close()
 
 
