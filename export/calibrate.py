@@ -105,9 +105,17 @@ def shared_embedding(graph: Path, twin: Path, points: np.ndarray, probe: int = 3
 # --- fitting ---
 
 
-def fit_ood_stats(embeddings: np.ndarray, labels: np.ndarray, rank: int = DEFAULT_RANK) -> OodStats:
-    """Class means and the PPCA estimate of the shared within-class covariance (export/trust.py)."""
-    x = np.asarray(embeddings, dtype=np.float64)
+def fit_ood_stats(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    rank: int = DEFAULT_RANK,
+    features: tuple[int, int] | None = None,
+) -> OodStats:
+    """Class means and the PPCA estimate of the shared within-class covariance of embedding columns
+    `features` ([start, stop); default all), export/trust.py."""
+    full = np.asarray(embeddings, dtype=np.float64)
+    features = features or (0, full.shape[1])
+    x = full[:, features[0] : features[1]]
     classes = np.unique(labels)
     means = np.zeros((int(labels.max()) + 1, x.shape[1]))
     for c in classes:
@@ -125,7 +133,13 @@ def fit_ood_stats(embeddings: np.ndarray, labels: np.ndarray, rank: int = DEFAUL
     keep = [c for c in range(len(means)) if c in set(classes.tolist())]
     if len(keep) != len(means):
         raise ValueError(f"classes without fitting rows: {sorted(set(range(len(means))) - set(keep))}")
-    return OodStats(means=means, basis=vt[:rank].T.copy(), variances=eigen[:rank], residual_variance=residual)
+    return OodStats(
+        means=means,
+        basis=vt[:rank].T.copy(),
+        variances=eigen[:rank],
+        residual_variance=residual,
+        features=features,
+    )
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -173,6 +187,12 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_B
 def threshold_at(scores: np.ndarray, tpr: float = TARGET_TPR) -> float:
     """The score below which `tpr` of in-distribution rows fall (the in_distribution cut-off)."""
     return float(np.quantile(np.asarray(scores, dtype=np.float64), tpr, method="higher"))
+
+
+def ood_features(embedding_dim: int) -> tuple[int, int]:
+    """The embedding columns the OOD statistics use: DGCNN's average-pooled half ([max; avg] pooling;
+    export/trust.py says why). A PointNet embedding (one max-pool) is used whole."""
+    return (embedding_dim // 2, embedding_dim) if embedding_dim == 2048 else (0, embedding_dim)
 
 
 # --- data ---
@@ -295,7 +315,8 @@ def calibrate_version(
     out = run_graph(source, sets.points, cache_dir=cache_dir, label=f"{model} (ModelNet40 train)")
     if source != graph:
         out = {"embedding": out["embedding"]}
-    stats = fit_ood_stats(out["embedding"][sets.fit_idx], sets.labels[sets.fit_idx], rank)
+    features = ood_features(out["embedding"].shape[1])
+    stats = fit_ood_stats(out["embedding"][sets.fit_idx], sets.labels[sets.fit_idx], rank, features)
     val_labels = sets.labels[sets.val_idx]
     val_scores = stats.score(out["embedding"][sets.val_idx])
     threshold = threshold_at(val_scores)
@@ -314,7 +335,8 @@ def calibrate_version(
             "rank": int(stats.basis.shape[1]),
             "threshold": threshold,
             "target_tpr": TARGET_TPR,
-            "score": "min over classes of squared Mahalanobis distance / embedding dim",
+            "features": list(stats.features),
+            "score": "min over classes of squared Mahalanobis distance / dim, on embedding columns features",
             "val_score_quantiles": {
                 str(q): float(np.quantile(val_scores, q)) for q in (0.05, 0.5, 0.95, 0.99)
             },

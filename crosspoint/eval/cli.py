@@ -213,3 +213,34 @@ def table_command(
         return
     path = Path(readme)
     path.write_text(replace_section(path.read_text(), table))
+
+
+@app.command("trust")
+def trust_command(
+    repository: Annotated[
+        str, typer.Option(help="Model repository (classify must be calibrated).")
+    ] = "model_repository",
+    version: Annotated[int | None, typer.Option(help="classify version (default: latest).")] = None,
+    per_family: Annotated[int, typer.Option(help="Procedural OOD shapes per family.")] = 40,
+    test_rows: Annotated[int, typer.Option(help="Test shapes turned for the up_axis=auto check.")] = 500,
+    seed: int = 0,
+    diagram: Annotated[str | None, typer.Option(help="Write the reliability diagram (PNG) here.")] = None,
+    out: Annotated[str | None, _OUT] = None,
+    cache_dir: Annotated[str, typer.Option(help="Cache of graph outputs.")] = ".cache/calibrate",
+) -> None:
+    """Calibration (ECE), OOD detection (AUROC, FPR@95) and up_axis=auto of the served classify graph."""
+    from crosspoint.eval.trust import evaluate_trust, markdown
+
+    doc = evaluate_trust(
+        Path(repository),
+        version,
+        per_family=per_family,
+        test_rows=test_rows,
+        seed=seed,
+        cache_dir=Path(cache_dir),
+        diagram=Path(diagram) if diagram else None,
+    )
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    typer.echo(markdown(doc))

@@ -155,7 +155,7 @@ def category_scores(part_logits: np.ndarray, parts: list[list[int]]) -> np.ndarr
 
 
 def _ood_fields(trust: Trust | None, embedding: np.ndarray) -> dict[str, Any]:
-    """ood_score / in_distribution of one embedding row (null without the version's statistics)."""
+    """ood_score / in_distribution of one answer (null without the version's statistics)."""
     if trust is None:
         return {"ood_score": None, "in_distribution": None}
     score = float(trust.ood_scores(embedding[:1])[0])
@@ -187,7 +187,9 @@ class InferenceService:
         self, served: ServedModel, prepared: Prepared, auto: bool, trust: Trust | None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The graph's outputs for one shape (one row) and its receipt; with up_axis=auto, the 6
-        orientations run as one batch and the most in-distribution one is kept."""
+        orientations run as one batch and one is kept: for classify the most confident (calibrated
+        top-1 probability; it gave the better top-1 in the README's measurement), else the most in
+        distribution (lowest ood_score). The receipt's up_axis_scores are the OOD scores either way."""
         if not auto:
             return await self.backend.infer(served, {"points": prepared.points[None]}), prepared.receipt
         out = await self.backend.infer(served, {"points": auto_candidates(prepared.points[None])})
@@ -206,7 +208,7 @@ class InferenceService:
                 f"up_axis=auto needs OOD statistics; model '{served.info.name}' version "
                 f"{served.info.version} has none (run `crosspoint calibrate`)",
             )
-        best = choose_up_axis(scores, confidence)
+        best = choose_up_axis(-confidence, scores) if confidence is not None else choose_up_axis(scores)
         chosen = {name: value[best : best + 1] for name, value in out.items()}
         per_axis = {axis: float(scores[i]) for i, axis in enumerate(AUTO_UP_AXES)}
         return chosen, oriented_receipt(prepared.receipt, AUTO_UP_AXES[best], per_axis)

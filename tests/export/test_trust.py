@@ -38,6 +38,7 @@ def _blobs(seed: int = 0, n: int = 300, dim: int = 12, classes: int = 3) -> tupl
 def test_ppca_score_is_the_mahalanobis_distance_of_its_covariance() -> None:
     x, y = _blobs()
     stats = fit_ood_stats(x, y, rank=5)
+    assert stats.features == (0, x.shape[1])
     # The covariance the PPCA statistics stand for, built explicitly.
     b, v = stats.basis, stats.variances
     cov = b @ np.diag(v) @ b.T + stats.residual_variance * (np.eye(x.shape[1]) - b @ b.T)
@@ -114,10 +115,10 @@ def test_load_trust_round_trip_and_refusals(tmp_path: Path) -> None:
         load_trust(tmp_path)
 
 
-def test_choose_up_axis_prefers_low_scores_then_confidence() -> None:
+def test_choose_up_axis_prefers_low_keys_then_the_tiebreak() -> None:
     assert AUTO_UP_AXES[choose_up_axis(np.array([3.0, 2.0, 1.0, 5.0, 1.5, 9.0]))] == "+y"
     tied = np.array([1.0, 1.0, 2.0, 2.0, 2.0, 2.0])
-    assert choose_up_axis(tied, np.array([0.2, 0.9, 1, 1, 1, 1])) == 1
+    assert choose_up_axis(tied, np.array([0.9, 0.2, 0, 0, 0, 0])) == 1
     assert choose_up_axis(tied) == 0
 
 
@@ -151,3 +152,14 @@ def test_validate_flags_calibration_of_another_graph(tmp_path: Path) -> None:
     assert "another model.onnx" in check_calibration(tmp_path)[0]
     (tmp_path / OOD_FILE).write_bytes(b"not the statistics")
     assert "sha256" in check_calibration(tmp_path)[0]
+
+
+def test_statistics_can_describe_a_slice_of_the_embedding() -> None:
+    x, y = _blobs(dim=12)
+    half = fit_ood_stats(x, y, rank=4, features=(6, 12))
+    alone = fit_ood_stats(x[:, 6:], y, rank=4)
+    query = np.random.default_rng(3).normal(size=(5, 12))
+    assert half.dim == 6 and np.allclose(half.score(query), alone.score(query[:, 6:]))
+    from export.trust import OodStats
+
+    assert OodStats.from_arrays(half.arrays()).features == (6, 12)

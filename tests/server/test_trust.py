@@ -68,8 +68,10 @@ def test_up_axis_auto_keeps_the_most_in_distribution_axis(trusted: TestClient) -
         auto = trusted.post(f"/v1/{model}?up_axis=auto", files={"file": ("b.ply", data)}).json()
         scores = auto["receipt"]["up_axis_scores"]
         assert list(scores) == list(AUTO_UP_AXES)
-        chosen = min(scores, key=lambda a: scores[a])
-        assert auto["receipt"]["up_axis"] == chosen and auto["ood_score"] == pytest.approx(scores[chosen])
+        chosen = auto["receipt"]["up_axis"]
+        assert auto["ood_score"] == pytest.approx(scores[chosen])
+        if model == "embed":  # the most in-distribution; classify keeps the most confident
+            assert chosen == min(scores, key=lambda a: scores[a])
         # The chosen axis asked for explicitly: its score is the one auto reported for it (the
         # y candidate is bit-identical; other axes sample in their own frame, so close, not equal).
         for axis in ("+y", chosen):
