@@ -145,7 +145,7 @@ def _print_table(task: str, results: list[tuple[Path, Any]]) -> None:
     if not results:
         return
     if task == "embed":
-        table = Table("file", "model", "dims", "norm", "first values", "points", "up", "verdict")
+        table = Table("file", "model", "dims", "norm", "first values", "points", "up")
         for path, r in results:
             head = " ".join(f"{v:+.4f}" for v in r.embedding[:4])
             table.add_row(
@@ -156,10 +156,9 @@ def _print_table(task: str, results: list[tuple[Path, Any]]) -> None:
                 head,
                 str(r.receipt.get("num_points", "")),
                 str(r.receipt.get("up_axis", "")),
-                _verdict(r),
             )
     elif task == "classify":
-        table = Table("file", "rank", "label", "probability", "up", "verdict")
+        table = Table("file", "rank", "label", "probability", "up")
         for path, r in results:
             for rank, p in enumerate(r.predictions, 1):
                 first = rank == 1
@@ -169,13 +168,15 @@ def _print_table(task: str, results: list[tuple[Path, Any]]) -> None:
                     p.label,
                     f"{p.probability:.4f}",
                     str(r.receipt.get("up_axis", "")) if first else "",
-                    _verdict(r) if first else "",
                 )
     else:
         table = Table("file", "category", "points", "parts (points each)")
         for path, r in results:
             table.add_row(path.name, r.category, str(r.point_labels.size), _part_counts(r))
     Console().print(table)
+    if task in ("embed", "classify"):
+        for path, r in results:  # one plain line per file: never wrapped inside a table cell
+            typer.echo(f"{path.name}: {_verdict(r)}")
 
 
 def _verdict(result: Any) -> str:
