@@ -210,7 +210,7 @@ def classify(
     name: str = NAME,
     query: str = typer.Argument(..., help="A shape file, or id:ITEM for a stored item."),
     top_k: int = typer.Option(5, "--top-k", help="How many labels."),
-    method: str | None = typer.Option(None, "--method", help="mean (default), knn or logistic."),
+    method: str | None = typer.Option(None, "--method", help="logistic (default), mean or knn."),
     url: str = URL_OPTION,
     api_key: str | None = KEY_OPTION,
     as_json: bool = JSON_OPTION,

@@ -15,7 +15,7 @@ from scipy.optimize import minimize
 
 Method = Literal["mean", "knn", "logistic"]
 METHODS: tuple[Method, ...] = ("mean", "knn", "logistic")
-DEFAULT_METHOD: Method = "mean"
+DEFAULT_METHOD: Method = "logistic"
 MEAN_TEMPERATURE = 0.05  # softmax over cosine similarities to the class means
 KNN_K = 10
 LOGISTIC_L2 = 1.0  # penalty on the weights of standardised features (a few examples per class)
