@@ -40,7 +40,9 @@ def dependency_fingerprint(pyproject: Path = ROOT / "pyproject.toml") -> str:
         "dependencies": sorted(project.get("dependencies", [])),
         "optional-dependencies": {k: sorted(v) for k, v in project.get("optional-dependencies", {}).items()},
         "build": sorted(
-            line.strip() for line in BUILD_IN.read_text().splitlines() if line.strip() and not line.startswith("#")
+            line.strip()
+            for line in BUILD_IN.read_text().splitlines()
+            if line.strip() and not line.startswith("#")
         ),
     }
     return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()

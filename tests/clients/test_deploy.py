@@ -60,7 +60,9 @@ def test_installs_only_the_serving_set() -> None:
 def test_image_installs_the_serving_lock_and_nothing_else() -> None:
     """Same bytes as the tested environment: the serving lock with hashes, then our package without deps."""
     runs = [args for op, args in INSTRUCTIONS if op == "RUN" and "pip install" in args]
-    assert any("--require-hashes" in r and "--no-deps" in r and "-r requirements/serve.lock" in r for r in runs)
+    assert any(
+        "--require-hashes" in r and "--no-deps" in r and "-r requirements/serve.lock" in r for r in runs
+    )
     for run in runs:
         for command in run.split("&&"):
             if "pip install" in command:
