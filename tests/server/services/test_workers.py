@@ -40,6 +40,12 @@ def alive(pid: int) -> bool:
         return False
 
 
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def wait_for_workers(client: TestClient, count: int, timeout: float = 60.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,7 +100,16 @@ def test_worker_killed_mid_parse(repository: Path, big_obj: bytes) -> None:
             target=lambda: answers.append(client.post("/v1/embed", files={"file": ("big.obj", big_obj)}))
         )
         thread.start()
-        time.sleep(0.6)  # the upload is being parsed by one of the workers
+        # Kill once a worker is seen parsing (its CPU time grows): a fixed sleep raced the upload on a
+        # loaded machine, so the request reached a fresh worker after the kill and was answered 200.
+        deadline = time.monotonic() + 60
+        before = {pid: cpu_ticks(pid) for pid in pids}
+        while thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = {pid: cpu_ticks(pid) for pid in pids}
+            if any(now[pid] - before[pid] >= 5 for pid in pids):  # >= 50 ms of CPU in 0.2 s: parsing
+                break
+            before = now
         for pid in pids:
             os.kill(pid, 9)  # what the kernel does to a worker that runs wild
         thread.join(60)
