@@ -209,8 +209,12 @@ class CollectionsResponse(BaseModel):
 class CollectionItemRequest(BaseModel):
     id: str = Field(description="Item id (the same id again replaces the item)", max_length=128)
     points: list[list[float]] | None = Field(default=None, description="The shape as [[x, y, z], ...]")
-    embedding: list[float] | None = Field(default=None, description="Or an embedding of the collection's version")
-    version: str | None = Field(default=None, description="The model version of `embedding` (checked when given)")
+    embedding: list[float] | None = Field(
+        default=None, description="Or an embedding of the collection's version"
+    )
+    version: str | None = Field(
+        default=None, description="The model version of `embedding` (checked when given)"
+    )
     label: str | None = Field(default=None, max_length=128)
     metadata: dict[str, Any] | None = Field(default=None, description="Any JSON object (size-limited)")
 
@@ -242,7 +246,9 @@ class ItemDetail(BaseModel):
     model: str
     version: str
     receipt: dict[str, Any] | None
-    num_points: int | None = Field(description="Prepared points kept for re-embedding (null: added as embedding)")
+    num_points: int | None = Field(
+        description="Prepared points kept for re-embedding (null: added as embedding)"
+    )
     updated_at: float
     embedding: list[float] | None = Field(default=None, exclude_if=lambda v: v is None)
 
@@ -257,7 +263,9 @@ class ItemsBatchEntry(BaseModel):
 
 
 class ItemsBatchResponse(BaseModel):
-    items: list[ItemsBatchEntry] = Field(description="One entry per input, in order; all successes commit together")
+    items: list[ItemsBatchEntry] = Field(
+        description="One entry per input, in order; all successes commit together"
+    )
     model: str
     version: str
 
