@@ -131,7 +131,8 @@ class DGCNN(nn.Module):
         b, n = points.shape[:2]
         rows = torch.cat([f.transpose(2, 1) for f in (x1, x2, x3, x4)], dim=2).reshape(b * n, -1)
         conv, bn, act = self.conv5
-        x = act(bn(F.linear(rows, conv.weight.flatten(1)))).view(b, n, -1)  # type: ignore[operator]
+        # out_channels as a constant, not -1: an exported graph must keep the embedding width static.
+        x = act(bn(F.linear(rows, conv.weight.flatten(1)))).view(b, n, conv.out_channels)  # type: ignore[operator]
         return torch.cat((x.amax(dim=1), x.mean(dim=1)), dim=1)
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
