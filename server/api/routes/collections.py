@@ -228,7 +228,8 @@ async def classify(
     settings: SettingsDep,
     top_k: Annotated[int, Query(ge=1, description="How many labels to return")] = 5,
     method: Annotated[
-        fewshot.Method, Query(description="logistic (measured best; default), mean (nearest class mean) or knn")
+        fewshot.Method,
+        Query(description="logistic (measured best; default), mean (nearest class mean) or knn"),
     ] = fewshot.DEFAULT_METHOD,
 ) -> CollectionClassifyResponse:
     """Few-shot classification over the labels present in the collection."""
