@@ -23,7 +23,6 @@ import numpy as np
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.backends.base import InferenceBackend, ServedModel
 from server.core.config import Settings
@@ -45,7 +44,7 @@ from server.schemas import (
 from server.services import fewshot
 from server.services.collection_store import CollectionInfo, CollectionStore, NewItem, StoreError
 from server.services.inference import InferenceService, QueryOptions
-from server.services.parsing import RawItem, format_of, media_type
+from server.services.parsing import RawItem, format_of, media_type, read_form
 
 logger = logging.getLogger(__name__)
 
@@ -243,17 +242,6 @@ class CollectionService:
             item.error = exc
         return item
 
-    async def _read_form(self, request: Request, files: int, fields: int) -> Any:
-        try:
-            return await request.form(max_files=files, max_fields=fields, max_part_size=64 * 1024)
-        except StarletteHTTPException as exc:
-            message = str(exc.detail)
-            if "Too many files" in message:
-                raise ApiError(413, "too_many_items", f"at most {files} files per request") from None
-            raise ApiError(
-                400, "invalid_multipart", f"the multipart body could not be read: {message}"
-            ) from None
-
     async def _read_items(self, request: Request, query: QueryOptions, batch: bool) -> list[ItemInput]:
         kind = media_type(request)
         limit = self.settings.max_batch_items if batch else 1
@@ -273,7 +261,7 @@ class CollectionService:
             raise ApiError(
                 415, "unsupported_media_type", "send multipart/form-data (file + id, label, metadata) or JSON"
             )
-        form = await self._read_form(request, limit, 4 + 3 * limit)
+        form = await read_form(request, max_files=limit, max_fields=4 + 3 * limit)
         try:
             declared = form.get("format")
             declared = declared if isinstance(declared, str) and declared else query.format

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.core.config import Settings
@@ -73,6 +73,17 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+async def read_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
+    """The multipart body within these counts; too many files -> 413, an unreadable body -> 400."""
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields, max_part_size=64 * 1024)
+    except StarletteHTTPException as exc:
+        message = str(exc.detail)
+        if "Too many files" in message:
+            raise ApiError(413, "too_many_items", f"at most {max_files} files per request") from None
+        raise ApiError(400, "invalid_multipart", f"the multipart body could not be read: {message}") from None
+
+
 def format_of(name: str | None, declared: str | None) -> str | None:
     if declared:
         return declared.strip().lstrip(".").lower() or None
@@ -127,15 +138,7 @@ class UploadParser:
 
     async def _read_multipart(self, request: Request, *, batch: bool, format: str | None) -> list[RawItem]:
         limit = self._settings.max_batch_items if batch else 1
-        try:
-            form = await request.form(max_files=limit, max_fields=8, max_part_size=64 * 1024)
-        except StarletteHTTPException as exc:
-            message = str(exc.detail)
-            if "Too many files" in message:
-                raise ApiError(413, "too_many_items", f"at most {limit} files per request") from None
-            raise ApiError(
-                400, "invalid_multipart", f"the multipart body could not be read: {message}"
-            ) from None
+        form = await read_form(request, max_files=limit, max_fields=8)
         try:
             declared = form.get("format")
             declared = declared if isinstance(declared, str) and declared else format
