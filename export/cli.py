@@ -1,8 +1,9 @@
-"""`crosspoint` commands owned by `export/`: `export` and `validate-repository`.
+"""`crosspoint` commands owned by `export/`: `export`, `calibrate`, `precision` and `validate-repository`.
 
     crosspoint export cls.safetensors seg.safetensors --repository model_repository
     crosspoint validate-repository model_repository
     crosspoint calibrate --repository model_repository [-m classify] [--version N]
+    crosspoint precision --repository model_repository [-m segment] [--shapes 256]
 
 Heavy imports (torch, onnx) happen inside the commands so `crosspoint --help` stays fast.
 """
@@ -49,6 +50,10 @@ def register(app: typer.Typer) -> None:
                 help="Replace a config.pbtxt whose tensors differ (older versions stop matching it)"
             ),
         ] = False,
+        precision_shapes: Annotated[
+            int,
+            typer.Option(min=0, help="Test shapes for the precision budget check (precision.json); 0 skips"),
+        ] = 256,
     ) -> None:
         """Export checkpoints into REPOSITORY: ONNX + TorchScript, parity report, Triton configs."""
         from export.exporter import DEFAULT_MAX_BATCH, export_checkpoints
@@ -89,6 +94,26 @@ def register(app: typer.Typer) -> None:
                 f"{name} v{exported.version}: {exported.directory} ({sizes}); parity max |diff| {worst:.2e}; "
                 f"{took:.1f} s"
             )
+        if precision_shapes:
+            for name, exported in result.models.items():
+                _check_precision(repository, name, exported.version, precision_shapes)
+
+    @app.command("precision")
+    def precision_command(
+        repository: Annotated[Path, typer.Option(help="Model repository holding the versions")] = Path(
+            "model_repository"
+        ),
+        models: Annotated[
+            list[str] | None, typer.Option("--models", "-m", help="embed/classify/segment (default: all)")
+        ] = None,
+        version: Annotated[
+            int | None, typer.Option(min=1, help="Version (default: each model's latest)")
+        ] = None,
+        shapes: Annotated[int, typer.Option(min=1, help="Shapes of the shared test split")] = 256,
+    ) -> None:
+        """Check reduced precision (OpenVINO bf16, f32) against fp32 on test shapes; write precision.json."""
+        for model in models or ["embed", "classify", "segment"]:
+            _check_precision(repository, model, version, shapes)
 
     @app.command("calibrate")
     def calibrate_command(
@@ -156,3 +181,24 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         models = sorted(p.name for p in repository.iterdir() if p.is_dir() and not p.name.startswith("."))
         typer.echo(f"{repository}: valid ({', '.join(models) or 'no models'})")
+
+
+def _check_precision(repository: Path, model: str, version: int | None, shapes: int) -> None:
+    from export.precision import check_version
+
+    try:
+        doc = check_version(repository, model, version, shapes=shapes)
+    except (ValueError, OSError, RuntimeError) as exc:
+        typer.echo(f"precision check of {model} failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    verdicts = "; ".join(
+        f"{c['runtime']} {c['precision']}: "
+        + ("within budget" if c.get("passed") else c.get("skipped", "outside budget"))
+        + "".join(f", {k} {v:.4f}" for k, v in c.get("metrics", {}).items() if isinstance(v, float))
+        for c in doc["candidates"]
+    )
+    chosen = doc["chosen"]
+    typer.echo(
+        f"{model} v{doc['version']}: serves {chosen['runtime']} {chosen['precision']} "
+        f"({doc['data']['shapes']} test shapes; {verdicts})"
+    )

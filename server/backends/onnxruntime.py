@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import onnxruntime as ort
 
+from export.precision import Served, serving_choice
 from export.repository import CONFIG_FILE
 from export.triton_config import parse_config
 from server.backends.base import (
@@ -26,6 +27,7 @@ from server.backends.base import (
     read_info,
     version_stamp,
 )
+from server.backends.openvino import OpenVinoSession
 from server.core.config import Settings
 from server.errors import ApiError
 from server.services.batching import Closed, MicroBatcher, Overloaded
@@ -36,9 +38,11 @@ logger = logging.getLogger(__name__)
 @dataclass(eq=False)
 class OrtModel(ServedModel):
     info: ModelInfo
-    session: ort.InferenceSession
+    session: ort.InferenceSession | OpenVinoSession
     outputs: tuple[str, ...]
     max_batch_size: int  # the model's own limit (config.pbtxt), 0 = none
+    precision: str = "fp32"  # what /v1/models reports: fp32 | bf16
+    runtime: str = "onnxruntime"  # onnxruntime | openvino (export/precision.py chose it)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.session.run(list(self.outputs), inputs)
@@ -107,9 +111,35 @@ class OnnxRuntimeBackend(InferenceBackend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return options
 
+    def _serving_choice(self, info: ModelInfo) -> Served:
+        if "CUDAExecutionProvider" in self._providers:
+            return Served("onnxruntime", "fp32", "ONNX Runtime on the GPU")
+        return serving_choice(info.path, self.settings.precision)
+
     def _load(self, info: ModelInfo) -> OrtModel:
-        session = ort.InferenceSession(
-            str(info.path / "model.onnx"), sess_options=self._session_options(), providers=self._providers
+        choice = self._serving_choice(info)
+        session: ort.InferenceSession | OpenVinoSession | None = None
+        if choice.runtime == "openvino":
+            try:
+                session = OpenVinoSession(
+                    info.path / "model.onnx", choice.precision, self.settings.cpu_streams
+                )
+            except Exception as exc:  # the fp32 reference path still serves
+                logger.warning(
+                    "%s version %s: openvino failed (%s); fp32 ONNX Runtime", info.name, info.version, exc
+                )
+                choice = Served("onnxruntime", "fp32", f"openvino failed: {type(exc).__name__}")
+        if session is None:
+            session = ort.InferenceSession(
+                str(info.path / "model.onnx"), sess_options=self._session_options(), providers=self._providers
+            )
+        logger.info(
+            "%s version %s: %s %s (%s)",
+            info.name,
+            info.version,
+            choice.runtime,
+            choice.precision,
+            choice.reason,
         )
         have_in = {i.name for i in session.get_inputs()}
         have_out = [o.name for o in session.get_outputs()]
@@ -119,7 +149,14 @@ class OnnxRuntimeBackend(InferenceBackend):
         outputs = tuple(name for name in MODEL_OUTPUTS[info.name] if name in have_out)
         if not outputs:
             raise RuntimeError(f"{info.path}/model.onnx has none of the outputs {MODEL_OUTPUTS[info.name]}")
-        model = OrtModel(info=info, session=session, outputs=outputs, max_batch_size=model_max_batch(info))
+        model = OrtModel(
+            info=info,
+            session=session,
+            outputs=outputs,
+            max_batch_size=model_max_batch(info),
+            precision=choice.precision,
+            runtime=choice.runtime,
+        )
         model.run(self._warmup_inputs(info))  # a file that loads but cannot run is not swapped in
         return model
 

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # A batch of one runs different reduction kernels than a batch of two or more (1-ulp differences);
     # padding lone rows to two makes an answer independent of which requests it was batched with.
     batch_invariant: bool = True
+    # "auto": each model at the precision and runtime its precision.json passed within the budget
+    # (export/precision.py: OpenVINO bf16 or f32, sub-batches on `cpu_streams` streams), else fp32 ONNX
+    # Runtime; "fp32": ONNX Runtime fp32 for all (the reference the budget is measured against).
+    precision: Literal["auto", "fp32"] = "auto"
+    cpu_streams: int = Field(default=2, ge=1)  # OpenVINO streams (one thread each) of the fast path
 
     # Micro-batching and backpressure
     max_batch_size: int = Field(default=16, ge=1)  # rows per ONNX Runtime call

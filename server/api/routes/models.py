@@ -30,6 +30,8 @@ def model_card(backend: InferenceBackend, served: ServedModel, service: Inferenc
         versions=backend.versions(info.name),
         version_status=[VersionStatus.model_validate(state) for state in backend.version_states(info.name)],
         backend=backend.kind,
+        precision=getattr(served, "precision", "fp32"),
+        runtime=getattr(served, "runtime", backend.kind),
         inputs=InputSettings(
             num_points=info.num_points,
             min_points=info.min_points,
