@@ -116,7 +116,7 @@ class OpenVinoRunner:
         chunks = []
         for start in range(0, rows, ROWS_PER_REQUEST):
             chunk = {k: np.ascontiguousarray(v[start : start + ROWS_PER_REQUEST]) for k, v in inputs.items()}
-            if rows > 1 and len(next(iter(chunk.values()))) < ROWS_PER_REQUEST:
+            if len(next(iter(chunk.values()))) < ROWS_PER_REQUEST:
                 chunk = {k: np.concatenate([v, v[-1:]]) for k, v in chunk.items()}  # pad the lone row
             chunks.append(chunk)
         with self._lock:
