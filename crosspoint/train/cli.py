@@ -1,4 +1,4 @@
-"""`crosspoint train ...` commands: pretrain, head, partseg (recipes in docs/training.md).
+"""`crosspoint train ...` commands: pretrain, head, classify, partseg (recipes in docs/training.md).
 
 torch and the training modules are imported inside the commands, so `crosspoint --help` stays fast.
 Under torchrun: `torchrun --nproc_per_node N -m crosspoint.train.cli pretrain ...`
@@ -119,6 +119,49 @@ def head(
     result = fit_head(cfg)
     keys = ("classifier", "C", "val_accuracy", "train_accuracy", "sklearn_agreement_val")
     typer.echo(json.dumps({"out": out, **{k: result[k] for k in keys}}))
+
+
+@app.command()
+def classify(
+    init: Annotated[
+        str, typer.Option(help="dgcnn checkpoint: a classifier (backbone + head) or a backbone.")
+    ],
+    out: Annotated[
+        str, typer.Option(help="Run directory (best/last checkpoints, resume state).")
+    ] = "runs/classify",
+    data: Annotated[str | None, _DATA] = None,
+    epochs: int = 3,
+    batch_size: int = 32,
+    lr: Annotated[float, typer.Option(help="Backbone learning rate (cosine per step).")] = 2e-4,
+    head_lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    label_smoothing: float = 0.0,
+    num_points: int = 1024,
+    val_fraction: Annotated[
+        float, typer.Option(help="Held-out share of train; picks the best checkpoint.")
+    ] = 0.1,
+    seed: int = 0,
+    num_workers: int = 0,
+    device: Annotated[str | None, _DEVICE] = None,
+    precision: Annotated[str | None, _PRECISION] = None,
+    save_every_steps: int = 50,
+    max_steps: int = 0,
+    train_limit: Annotated[int, typer.Option(help="Train on a seeded subset (0 = all).")] = 0,
+    cache_dir: str | None = None,
+    resume: bool = False,
+) -> None:
+    """Fine-tune the DGCNN classifier end to end on ModelNet40 (best checkpoint chosen on validation)."""
+    from crosspoint.train.classify import ClassifyTrainConfig, train
+
+    cfg = ClassifyTrainConfig(
+        init=init, out=out, data=data, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
+        weight_decay=weight_decay, label_smoothing=label_smoothing, num_points=num_points,
+        val_fraction=val_fraction, seed=seed, num_workers=num_workers, device=device, precision=precision,
+        save_every_steps=save_every_steps, max_steps=max_steps, train_limit=train_limit, cache_dir=cache_dir,
+    )  # fmt: skip
+    summary = train(cfg, resume=resume)
+    keys = ("step", "epoch", "init_val", "best_val", "best_step", "test_accuracy_of_best", "out")
+    typer.echo(json.dumps({k: summary.get(k) for k in keys}))
 
 
 @app.command()
