@@ -28,9 +28,9 @@ from server.backends.base import (
     version_stamp,
 )
 from server.backends.openvino import OpenVinoSession
+from server.backends.batching import Closed, MicroBatcher, Overloaded
 from server.core.config import Settings
 from server.errors import ApiError
-from server.services.batching import Closed, MicroBatcher, Overloaded
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.services.batching import Closed, MicroBatcher, Overloaded
+from server.backends.batching import Closed, MicroBatcher, Overloaded
 
 
 class Recorder:
