@@ -69,7 +69,12 @@ def _shipped_checkpoints() -> tuple[Path, Path] | None:
         meta = read_model_metadata(SHIPPED, served)
         wanted[served] = (meta.get("checkpoint") or {}).get("sha256")
     found: dict[str, Path] = {}
-    for path in sorted((REPO_ROOT / "runs").glob("**/*.safetensors")):
+    # runs/: what training writes; weights/: the checkpoints the shipped versions were exported from.
+    candidates = [
+        *(REPO_ROOT / "runs").glob("**/*.safetensors"),
+        *(REPO_ROOT / "weights").glob("*.safetensors"),
+    ]
+    for path in sorted(candidates):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         for served, sha in wanted.items():
             if sha == digest:

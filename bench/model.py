@@ -11,7 +11,13 @@ Forms (all on `--threads` threads, default 2, interleaved per batch size: A, B, 
 - `onnx-naive`: that same graph exported as is (`torch.onnx.export`), in ONNX Runtime;
 - `onnx`: our exported graph (`<repository>/<model>/<version>/model.onnx`: per-point EdgeConv, BN
   folded), in ONNX Runtime with the gateway's session options;
-- `torchscript`: our graph traced to TorchScript (`model.pt`), in PyTorch.
+- `torchscript`: our graph traced to TorchScript (`model.pt`), in PyTorch;
+- `openvino`: the gateway's CPU fast path (export/precision.py): the same model.onnx in OpenVINO at the
+  precision the version's precision.json chose, 2-row sub-batches on 2 one-thread streams;
+  `openvino-bf16`: the same forced to bf16, with its precision budget reported either way.
+The served-speed comparison (issue 21), ONNX Runtime fp32 against the fast path:
+    python -m bench.model --models embed classify segment --forms onnx openvino openvino-bf16 \
+        --batches 16 --segment-batches 16 --repeats 10
 Latency is per call (a whole batch); clouds/s = batch / p50. Parity: every form against eager on the
 parity batch (real shapes), with the export's rule (`export.parity.compare`). FLOPs are counted from
 the ONNX graph (MatMul/Gemm/Conv: 2 x MACs at the run's shapes; the kNN score matmuls included).
@@ -39,7 +45,12 @@ FORMS = {
     "onnx-naive": "ONNX Runtime, naive export of the training form",
     "onnx": "ONNX Runtime, our exported graph (EdgeConv rewrite, BN folded): model.onnx",
     "torchscript": "PyTorch, our graph traced to TorchScript: model.pt",
+    "openvino": "OpenVINO, the gateway's CPU fast path: model.onnx at the precision its precision.json "
+    "chose (export/precision.py), 2-row sub-batches on 2 one-thread streams",
+    "openvino-bf16": "the same, forced to bf16 (whether or not within the precision budget)",
 }
+# The forms the precision budget is reported for, against `onnx` (ONNX Runtime fp32, the reference).
+BUDGET_FORMS = ("openvino", "openvino-bf16")
 
 
 def ort_session(path: Path, threads: int, spin: bool = False) -> Any:
@@ -123,9 +134,30 @@ def build_forms(
             "onnx-naive": ort_runner(naive_path),
             "onnx": ort_runner(ours_path),
             "torchscript": torch_runner(scripted),
+            **openvino_runners(ours_path, threads),
         },
         "paths": {"onnx-naive": naive_path, "onnx": ours_path},
     }
+
+
+def openvino_runners(graph: Path, streams: int) -> dict[str, Callable[[Arrays], Arrays]]:
+    """The gateway's fast path as it serves `graph` (export.precision), and the same forced to bf16."""
+    from export.precision import OpenVinoRunner, cpu_precisions, serving_choice
+
+    choice = serving_choice(graph.parent)
+    runners: dict[str, Callable[[Arrays], Arrays]] = {}
+    if choice.runtime == "openvino":
+        runners["openvino"] = OpenVinoRunner(graph, choice.precision, streams).run
+    if "bf16" in cpu_precisions():
+        runners["openvino-bf16"] = OpenVinoRunner(graph, "bf16", streams).run
+    return runners
+
+
+def served_precision(graph: Path) -> str:
+    from export.precision import serving_choice
+
+    choice = serving_choice(graph.parent)
+    return f"{choice.runtime} {choice.precision}"
 
 
 def bench_served(
@@ -138,6 +170,7 @@ def bench_served(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (batch x form) and the parity report of one served model."""
     from export.parity import compare
+    from export.precision import agreement
 
     built = build_forms(models, served, args.threads, workdir, args.spin)
     runners: dict[str, Callable[[Arrays], Arrays]] = built["runners"]
@@ -147,7 +180,9 @@ def bench_served(
         inputs, source = prepared_batch(served, batch, num_points)
         shapes = {name: list(array.shape) for name, array in inputs.items()}
         flops = {form: onnx_flops(path, shapes) / batch for form, path in built["paths"].items()}
-        forms = [f for f in args.forms if not (f == "eager" and batch > args.eager_max_batch)]
+        forms = [
+            f for f in args.forms if f in runners and not (f == "eager" and batch > args.eager_max_batch)
+        ]
         outputs: dict[str, Arrays] | None = {} if batch == parity_batch else None
 
         def timed(
@@ -185,10 +220,10 @@ def bench_served(
                 **s,
             }
             row["clouds_per_s"] = batch / (s["p50_ms"] / 1000)
-            for base in ("onnx-naive", "eager"):
+            for base in ("onnx", "onnx-naive", "eager"):
                 if base in stats:
                     row[f"x_vs_{base}"] = stats[base]["p50_ms"] / s["p50_ms"]
-            if form in ("onnx", "torchscript"):
+            if form in ("onnx", "torchscript", *BUDGET_FORMS):
                 row["gflop_per_cloud"] = flops["onnx"] / 1e9
                 row["gflop_per_s"] = row["clouds_per_s"] * flops["onnx"] / 1e9
             elif form == "onnx-naive":
@@ -202,8 +237,15 @@ def bench_served(
                 "forms": {
                     form: _parity_summary(compare(outputs[reference], got, source))
                     for form, got in outputs.items()
-                    if form != reference
+                    if form != reference and form not in BUDGET_FORMS  # those: the budget table
                 },
+            }
+        if outputs and "onnx" in outputs:
+            parity["budget_shapes"] = batch
+            parity["budget"] = {
+                form: agreement(served, outputs["onnx"], outputs[form])
+                for form in BUDGET_FORMS
+                if form in outputs
             }
     return rows, parity
 
@@ -312,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         ("p50_ms", "p50 ms", "{:.0f}"),
         ("p99_ms", "p99 ms", "{:.0f}"),
         ("n", "calls", "{}"),
+        ("x_vs_onnx", "x onnx", "{:.2f}"),
         ("x_vs_onnx-naive", "x naive", "{:.2f}"),
         ("x_vs_eager", "x eager", "{:.2f}"),
         ("gflop_per_cloud", "GFLOP/cloud", "{:.2f}"),
@@ -330,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     parity_rows = [
         {"model": served, "batch": p["batch"], "form": f"{form} vs {p['reference']}", **entry}
         for served, p in parity.items()
-        if p
+        if p.get("forms")
         for form, entry in p["forms"].items()
     ]
     report.table(
@@ -349,6 +392,44 @@ def main(argv: list[str] | None = None) -> None:
             ("passed", "passed", "{}"),
         ],
     )
+    budget_rows = [
+        {
+            "model": served,
+            "shapes": p["budget_shapes"],
+            "form": form,
+            **entry["metrics"],
+            "passed": entry["passed"],
+        }
+        for served, p in parity.items()
+        for form, entry in p.get("budget", {}).items()
+    ]
+    if budget_rows:
+        report.table(
+            "budget",
+            "Precision budget against `onnx` (ONNX Runtime fp32) on the timed batch of test shapes (embedding "
+            "cosine median >= 0.999 and min >= 0.995, top-1 agreement >= 99.5%, part labels >= 99%; "
+            "precision.json holds the export's check on 256 shapes)",
+            budget_rows,
+            [
+                ("model", "model", "{}"),
+                ("shapes", "shapes", "{}"),
+                ("form", "form", "{}"),
+                ("embedding_cosine_median", "cosine median", "{:.6f}"),
+                ("embedding_cosine_min", "cosine min", "{:.6f}"),
+                ("top1_agreement", "top-1 agree", "{:.4f}"),
+                ("part_label_agreement", "part labels agree", "{:.4f}"),
+                ("passed", "within budget", "{}"),
+            ],
+        )
+    served_at = {
+        served: served_precision(models.version_dir(served) / "model.onnx") for served in args.models
+    }
+    report.note(
+        "Served precision (precision.json, this host): "
+        + ", ".join(f"{served} {what}" for served, what in served_at.items())
+        + ". `x onnx` = p50 of `onnx` / p50 of the form (higher is faster)."
+    )
+    report.data["served_precision"] = served_at
     report.data["parity"] = parity
     report.data["models"] = {"source": models.source, "repository": str(models.repository)}
     report.write(args.out)

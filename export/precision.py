@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from export.repository import ONNX_FILE, version_dir, write_text_atomic
+from export.repository import ONNX_FILE, latest_version, version_dir, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +267,44 @@ def check_version(
     document = precision_document(graph, model, check_precisions(graph, model, inputs, streams=streams), data)
     write_text_atomic(directory / PRECISION_FILE, json.dumps(document, indent=2) + "\n")
     document["version"] = int(directory.name)
+    if int(directory.name) == latest_version(repository, model):
+        write_openvino_config(repository, model, document["chosen"]["precision"])
     return document
+
+
+def write_openvino_config(repository: Path, model: str, precision: str) -> Path:
+    """`<model>/configs/openvino.pbtxt`: config.pbtxt for Triton's OpenVINO backend on CPU hosts
+    (`tritonserver --model-config-name=openvino`), the same model.onnx at the latest version's precision.
+
+    The backend reads ONNX directly (`default_model_filename`); HINT_BF16 asks for bf16 where the
+    budget passed it. Not run here: the local tritonserver (nvidia-pytriton) has no OpenVINO backend.
+    """
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from export.repository import CONFIG_FILE
+    from export.triton_config import parse_config
+
+    source = repository / model / CONFIG_FILE
+    config = parse_config(source.read_text(), str(source))
+    config.platform = ""
+    config.backend = "openvino"
+    config.default_model_filename = ONNX_FILE
+    del config.instance_group[:]
+    config.instance_group.add(kind=model_config_pb2.ModelInstanceGroup.KIND_CPU, count=1)
+    settings = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": "AUTO"}
+    if precision == "bf16":
+        settings["HINT_BF16"] = "YES"
+    for key, value in settings.items():
+        config.parameters[key].string_value = value
+    header = (
+        f"# Written by `crosspoint precision` for the '{model}' model: Triton's OpenVINO backend on CPU hosts,\n"
+        f"# chosen by `tritonserver --model-config-name=openvino`; precision {precision} (precision.json).\n"
+    )
+    path = repository / model / "configs" / "openvino.pbtxt"
+    path.parent.mkdir(exist_ok=True)
+    write_text_atomic(path, header + text_format.MessageToString(config))
+    return path
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from google.protobuf.message import Message
 
 from export.contract import ModelSpec, TensorSpec, expected_names
 
-BACKEND_FILES = {"onnxruntime": "model.onnx", "pytorch": "model.pt"}
+# openvino: Triton's OpenVINO backend reads the ONNX file too (configs/openvino.pbtxt, export/precision.py).
+BACKEND_FILES = {"onnxruntime": "model.onnx", "pytorch": "model.pt", "openvino": "model.onnx"}
 PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "pytorch_libtorch": "pytorch"}
 _ONNX_TYPES = {
     "tensor(float)": "TYPE_FP32",

@@ -155,3 +155,16 @@ def test_runner_answers_do_not_depend_on_batching() -> None:
     for row in range(3):
         alone = runner.run({"points": inputs["points"][row : row + 1]})["embedding"]
         np.testing.assert_array_equal(alone[0], together[row])
+
+
+def test_triton_openvino_configs_follow_the_verdicts() -> None:
+    """configs/openvino.pbtxt (Triton's OpenVINO backend, CPU hosts) asks for bf16 exactly where the
+    latest version's precision.json chose it (validate_repository checks the rest of the config)."""
+    from export.triton_config import backend_of, parse_config
+
+    for model in ("embed", "classify", "segment"):
+        chosen = _document(_shipped(model))["chosen"]["precision"]
+        path = COMMITTED / model / "configs" / "openvino.pbtxt"
+        config = parse_config(path.read_text(), str(path))
+        assert backend_of(config) == "openvino" and config.default_model_filename == ONNX_FILE
+        assert ("HINT_BF16" in config.parameters) == (chosen == "bf16"), model
