@@ -47,9 +47,9 @@ def shape_calls(endpoint: str, count: int, prefix: str = "/v1") -> list[Call]:
 
 
 def mesh_calls(naive: bool) -> list[Call]:
-    from export.parity import data_root
+    from crosspoint.data import shared_data_dir
 
-    path = data_root() / MESH
+    path = shared_data_dir() / MESH
     return [multipart_call("/v1/classify:file" if naive else "/v1/classify", path.name, path.read_bytes())]
 
 
@@ -61,7 +61,7 @@ class ModelOnly:
         from export.repository import read_model_metadata
 
         self.sessions = {e: ort_session(models.version_dir(e) / "model.onnx", threads) for e in ENDPOINTS}
-        self.points = {e: int(read_model_metadata(models.repository, e)["num_points"]) for e in ENDPOINTS}
+        self.points = {e: read_model_metadata(models.repository, e).num_points for e in ENDPOINTS}
 
     def clouds_per_s(self, endpoint: str, batch: int, max_calls: int, max_seconds: float) -> dict[str, Any]:
         inputs, _ = prepared_batch(endpoint, batch, self.points[endpoint])

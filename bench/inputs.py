@@ -6,8 +6,9 @@ default-size random-weight checkpoints (DGCNN k=20, 40 classes, 1024 points; par
 points), saved in the training form and exported with the real exporter into `bench/.cache/`
 (reused while the export code is unchanged). Speed does not depend on the weights.
 
-Shapes: ModelNet40 test shapes (and ShapeNetPart for segment) from the shared data, prepared by
-`crosspoint.geometry.prepare` through `export.parity.parity_inputs`, the inputs parity uses.
+Shapes: ModelNet40 test shapes (and ShapeNetPart for segment) from the shared data, read by
+`crosspoint.data` and prepared by `crosspoint.geometry.prepare` through
+`export.parity.parity_inputs`, the inputs parity uses.
 """
 
 from __future__ import annotations
@@ -26,14 +27,18 @@ from bench.measure import REPO_ROOT
 SERVED = ("embed", "classify", "segment")
 CACHE = REPO_ROOT / "bench" / ".cache"
 SHIPPED = REPO_ROOT / "model_repository"
-# The export code the cached repository was built with: a change rebuilds it.
+# The export code the cached repository was built with (the models' inference forms included): a
+# change rebuilds it.
 _EXPORT_SOURCES = (
-    "rewrite.py",
-    "graphs.py",
-    "onnx_export.py",
-    "exporter.py",
-    "triton_config.py",
-    "metadata.py",
+    "crosspoint/models/inference.py",
+    "crosspoint/models/_edgeconv.py",
+    "crosspoint/models/dgcnn.py",
+    "crosspoint/models/partseg.py",
+    "export/graphs.py",
+    "export/onnx_export.py",
+    "export/exporter.py",
+    "export/triton_config.py",
+    "export/metadata.py",
 )
 
 
@@ -66,8 +71,7 @@ def _shipped_checkpoints() -> tuple[Path, Path] | None:
 
     wanted = {}
     for served in ("classify", "segment"):
-        meta = read_model_metadata(SHIPPED, served)
-        wanted[served] = (meta.get("checkpoint") or {}).get("sha256")
+        wanted[served] = read_model_metadata(SHIPPED, served).checkpoint_sha256
     found: dict[str, Path] = {}
     # runs/: what training writes; weights/: the checkpoints the shipped versions were exported from.
     candidates = [
@@ -88,7 +92,7 @@ def _shipped_checkpoints() -> tuple[Path, Path] | None:
 def _export_stamp() -> str:
     digest = hashlib.sha256()
     for name in _EXPORT_SOURCES:
-        digest.update((REPO_ROOT / "export" / name).read_bytes())
+        digest.update((REPO_ROOT / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -97,13 +101,14 @@ def random_checkpoints(directory: Path, seed: int = 0) -> tuple[Path, Path]:
     import torch
 
     from crosspoint import checkpoint
+    from crosspoint.data import MODELNET40_CLASSES
     from crosspoint.models import create_model
 
     torch.manual_seed(seed)
-    names = (Path(_data_root()) / "modelnet40_partial" / "shape_names.txt").read_text().split()
+    names = list(MODELNET40_CLASSES)
     directory.mkdir(parents=True, exist_ok=True)
     cls_path, seg_path = directory / "cls.safetensors", directory / "seg.safetensors"
-    preprocess = {"up_axis": "y", "normalization": "unit_sphere", "sampling": "surface+fps"}
+    preprocess = checkpoint.DEFAULT_PREPROCESS
     checkpoint.save(
         cls_path,
         create_model("dgcnn", k=20, num_classes=40, edgeconv="edge"),
@@ -148,12 +153,6 @@ def bench_models(repository: Path | None = None, parity_shapes: int = 2) -> Benc
     return BenchModels(repo, ckpt / "cls.safetensors", ckpt / "seg.safetensors", source)
 
 
-def _data_root() -> Path:
-    from export.parity import data_root
-
-    return data_root()
-
-
 def prepared_batch(served: str, batch: int, num_points: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Model inputs for `batch` real shapes prepared to `num_points` (ShapeNetPart has 20: repeated),
     and what they are (`export.parity.parity_inputs`' source: shape ids, part ranges for segment)."""
@@ -179,24 +178,15 @@ class RawShape:
 
 def raw_shapes(served: str, count: int) -> list[RawShape]:
     """`count` raw shapes: ModelNet40 test shapes (all distinct points) or the ShapeNetPart shapes."""
-    from export.parity import MODELNET, SHAPENETPART
+    from crosspoint.data.modelnet import read_modelnet40_npz
+    from crosspoint.data.shapenetpart import read_shapenetpart_npz
 
-    root = _data_root()
     if served == "segment":
-        with np.load(root / SHAPENETPART) as data:
-            rows = np.arange(len(data["points"]))[:count]
-            return [
-                RawShape(
-                    data["points"][i].astype(np.float32),
-                    str(data["shape_ids"][i]),
-                    str(data["category_names"][data["category"][i]]),
-                )
-                for i in rows
-            ]
-    with np.load(root / MODELNET) as data:
-        test = np.flatnonzero(data["split"] == 1)
-        rows = test[np.linspace(0, len(test) - 1, count).round().astype(int)]
+        parts = read_shapenetpart_npz(split="all")
         return [
-            RawShape(data["points"][i, : data["n_points"][i]].astype(np.float32), str(data["shape_ids"][i]))
-            for i in rows
+            RawShape(parts.clouds[i], parts.shape_ids[i], parts.class_names[parts.labels[i]])
+            for i in range(min(count, len(parts)))
         ]
+    test = read_modelnet40_npz(split="test")
+    rows = np.linspace(0, len(test) - 1, count).round().astype(int)
+    return [RawShape(test.clouds[i], test.shape_ids[i]) for i in rows]

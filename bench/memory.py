@@ -23,9 +23,9 @@ MESH = Path("meshes") / "fuze.obj"
 
 
 def measure(repository: Path, arena: bool, big_points: int, big_requests: int) -> dict[str, Any]:
-    from export.parity import data_root
+    from crosspoint.data import shared_data_dir
 
-    mesh = (data_root() / MESH).read_bytes()
+    mesh = (shared_data_dir() / MESH).read_bytes()
     port = free_port()
     env = {
         "CROSSPOINT_MODEL_REPOSITORY": str(repository),

@@ -21,7 +21,7 @@ The served-speed comparison (issue 21), ONNX Runtime fp32 against the fast path:
 Latency is per call (a whole batch); clouds/s = batch / p50. Parity: every form against eager on the
 parity batch (real shapes), with the export's rule (`export.parity.compare`). FLOPs are counted from
 the ONNX graph (MatMul/Gemm/Conv: 2 x MACs at the run's shapes; the kNN score matmuls included).
-This replaces `python -m export.benchmark` (now a shim onto this script, ONNX forms only).
+`--forms onnx-naive onnx` compares the two ONNX forms alone.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for served in args.models:
             meta = read_model_metadata(models.repository, served)
-            num_points = args.num_points or int(meta["num_points"])
+            num_points = args.num_points or meta.num_points
             batches = args.segment_batches if served == "segment" else args.batches
             served_rows, parity[served] = bench_served(models, served, batches, num_points, args, Path(tmp))
             rows.extend(served_rows)

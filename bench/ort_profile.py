@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for served in args.models:
             batch = args.batch or (8 if served == "segment" else 16)
-            num_points = int(read_model_metadata(models.repository, served)["num_points"])
+            num_points = read_model_metadata(models.repository, served).num_points
             inputs, _ = prepared_batch(served, batch, num_points)
             paths = build_forms(models, served, args.threads, Path(tmp))["paths"]
             for form, path in paths.items():

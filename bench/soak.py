@@ -102,9 +102,9 @@ def mixed_calls(shapes: int) -> list[Call]:
         )
         for group in [raw_shapes("embed", 4)]
     ]
-    from export.parity import data_root
+    from crosspoint.data import shared_data_dir
 
-    mesh = [multipart_call("/v1/classify", MESH.name, (data_root() / MESH).read_bytes())]
+    mesh = [multipart_call("/v1/classify", MESH.name, (shared_data_dir() / MESH).read_bytes())]
     calls: list[Call] = []
     for i in range(shapes):
         calls += [embed[i], classify[i], segment[i], embed[(i + 1) % shapes], classify[(i + 1) % shapes]]

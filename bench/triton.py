@@ -206,9 +206,7 @@ def run(args: argparse.Namespace, report: Report) -> None:
     calls = {e: shape_calls(e, args.shapes) for e in args.endpoints}
     prepared = {}
     for e in args.endpoints:
-        arrays, _ = prepared_batch(
-            e, args.shapes, int(read_model_metadata(models.repository, e)["num_points"])
-        )
+        arrays, _ = prepared_batch(e, args.shapes, read_model_metadata(models.repository, e).num_points)
         prepared[e] = [{k: v[i : i + 1] for k, v in arrays.items()} for i in range(args.shapes)]
     rows: list[dict[str, Any]] = []
     with shim_threads(args.threads), running_triton(models.repository, model_control_mode="none") as triton:

@@ -20,7 +20,7 @@ import numpy as np
 
 FORMAT = "crosspoint/1"
 METADATA_KEY = "crosspoint"
-DEFAULT_PREPROCESS = {
+DEFAULT_PREPROCESS: dict[str, Any] = {  # the one set of preprocessing defaults (export and serving read it)
     "num_points": 1024,
     "up_axis": "y",
     "normalization": "unit_sphere",

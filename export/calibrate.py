@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from export.metadata import ServingMetadata, file_sha256
 from export.repository import ONNX_FILE, latest_version, read_model_metadata, version_dir, write_text_atomic
 from export.trust import (
     CALIBRATION_FILE,
@@ -37,7 +38,6 @@ from export.trust import (
     OOD_FILE,
     OOD_METHOD,
     OodStats,
-    file_sha256,
 )
 
 log = logging.getLogger(__name__)
@@ -208,13 +208,6 @@ class CalibrationData:
     description: dict[str, Any]
 
 
-def split_settings(metadata: dict[str, Any]) -> tuple[float, int]:
-    """The validation fraction and seed the version's class head was trained with (0.1, 0 if unknown)."""
-    training = (metadata.get("checkpoint") or {}).get("training") or {}
-    head = training.get("head_config") or {}
-    return float(head.get("val_fraction", 0.1)), int(head.get("seed", 0))
-
-
 def calibration_data(
     num_points: int,
     val_fraction: float,
@@ -255,7 +248,7 @@ def calibration_data(
 
 
 def validation_logits(
-    metadata: dict[str, Any], sets: CalibrationData, outputs: dict[str, np.ndarray]
+    metadata: ServingMetadata, sets: CalibrationData, outputs: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, str]:
     """Logits of the validation part from a head that never saw it, and where they come from.
 
@@ -265,7 +258,7 @@ def validation_logits(
     crosspoint.json) is refitted on the fitting part only, on the graph's own embeddings, and its
     temperature is taken: the served head differs from it only by the 10% more data it saw.
     """
-    training = (metadata.get("checkpoint") or {}).get("training") or {}
+    training = metadata.training
     if training.get("task") != "linear_head":
         return outputs["logits"][sets.val_idx], "served head (it did not train on the validation part)"
     from sklearn.preprocessing import StandardScaler
@@ -299,14 +292,14 @@ def calibrate_version(
 ) -> dict[str, Any]:
     """Fit and write calibration.json + ood.npz for one version of embed or classify; returns the document."""
     metadata = read_model_metadata(repository, model, version)
-    directory = version_dir(repository, model, metadata["version"])
+    directory = version_dir(repository, model, metadata.version)
     graph = directory / ONNX_FILE
-    outputs = {o["name"] for o in metadata["outputs"]}
+    outputs = set(metadata.output_names)
     if "embedding" not in outputs:
         raise ValueError(f"{model}: the graph has no embedding output to score")
-    val_fraction, seed = split_settings(metadata)
+    val_fraction, seed = metadata.head_split()
     start = time.time()
-    sets = calibration_data(int(metadata["num_points"]), val_fraction, seed, fit_per_class, data)
+    sets = calibration_data(metadata.num_points, val_fraction, seed, fit_per_class, data)
     source = graph
     if model == "embed" and latest_version(repository, "classify") is not None:
         twin = version_dir(repository, "classify") / ONNX_FILE
@@ -323,7 +316,7 @@ def calibrate_version(
     document: dict[str, Any] = {
         "format": CALIBRATION_FORMAT,
         "model": model,
-        "version": metadata["version"],
+        "version": metadata.version,
         "graph_sha256": file_sha256(graph),
         "embeddings_from": "this graph"
         if source == graph

@@ -25,7 +25,7 @@ import numpy as np
 from export import repository as repo
 from export.contract import MODEL_NAMES, ModelSpec
 from export.graphs import build_graph, served_models, spec_for
-from export.metadata import build_metadata, preprocess_settings
+from export.metadata import ServingMetadata, build_metadata, preprocess_settings
 from export.onnx_export import ExportError, example_inputs, export_onnx, trace_torchscript
 from export.parity import parity_inputs, run_parity, summary
 from export.triton_config import ServingOptions, build_config, parse_config
@@ -233,7 +233,7 @@ def _stage(
         parity=summary(report),
         export_info=info,
     )
-    (directory / repo.METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    (directory / repo.METADATA_FILE).write_text(metadata.to_json())
     _write_configs(
         staging, spec, settings, metadata, serving or ServingOptions(max_batch_size=DEFAULT_MAX_BATCH[served])
     )
@@ -286,14 +286,14 @@ def _write_configs(
     staging: Path,
     spec: ModelSpec,
     settings: dict[str, Any],
-    metadata: dict[str, Any],
+    metadata: ServingMetadata,
     options: ServingOptions,
 ) -> None:
     parameters = {key: value for key, value in settings.items() if value is not None}
     labels = None
-    if metadata["class_names"] is not None:
+    if metadata.class_names is not None:
         labels = repo.LABELS_FILE
-        (staging / labels).write_text("\n".join(metadata["class_names"]) + "\n")
+        (staging / labels).write_text("\n".join(metadata.class_names) + "\n")
     (staging / repo.CONFIG_FILE).write_text(build_config(spec, options, parameters, labels))
     gpu = ServingOptions(
         max_batch_size=options.max_batch_size,

@@ -20,7 +20,6 @@ The max(1, .) makes the bound relative for outputs larger than 1 (trained logits
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 
 ATOL = 1e-4
 LOOSE_FACTOR = 100.0
+# How parity reports name their data (crosspoint.data reads these files under the shared data dir).
 MODELNET = Path("modelnet40_partial") / "modelnet40_partial_2048.npz"
 SHAPENETPART = Path("shapenetpart_partial") / "shapenetpart_partial_2048.npz"
 
@@ -51,23 +51,6 @@ class ParityInputs:
     source: dict[str, Any] = field(default_factory=dict)  # what the shapes are and how they were prepared
 
 
-def data_root() -> Path:
-    """The shared data folder: `$CROSSPOINT_SHARED_DATA`, else ../shared/data beside the checkout."""
-    from crosspoint.data.prepared import shared_data_dir
-
-    return shared_data_dir()
-
-
-@functools.lru_cache(maxsize=2)
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"parity needs real shapes: {path} is missing (set CROSSPOINT_SHARED_DATA to the shared data)"
-        )
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
-
-
 def prepare_points(points: np.ndarray, num_points: int) -> tuple[np.ndarray, str]:
     """The serving preprocessing, `crosspoint.geometry.prepare` (dedupe, FPS, centre, unit sphere)."""
     from crosspoint import geometry
@@ -78,30 +61,30 @@ def prepare_points(points: np.ndarray, num_points: int) -> tuple[np.ndarray, str
 
 def parity_inputs(served: str, num_points: int, count: int) -> ParityInputs:
     """`count` real shapes spread over the classes: ModelNet40 test split, or ShapeNetPart for segment."""
+    from crosspoint.data.modelnet import read_modelnet40_npz
+    from crosspoint.data.shapenetpart import read_shapenetpart_npz
+    from crosspoint.data.shapenetpart_meta import part_range
+
     if served == "segment":
-        data = _load_npz(data_root() / SHAPENETPART)
-        rows = np.linspace(0, len(data["points"]) - 1, min(count, len(data["points"]))).round().astype(int)
-        clouds = [data["points"][i] for i in rows]
+        shapes = read_shapenetpart_npz(split="all")
+        rows = np.linspace(0, len(shapes) - 1, min(count, len(shapes))).round().astype(int)
     else:
-        data = _load_npz(data_root() / MODELNET)
-        test = np.flatnonzero(data["split"] == 1)  # rows are sorted by class, so this spans the classes
-        rows = test[np.linspace(0, len(test) - 1, count).round().astype(int)]
-        clouds = [data["points"][i, : data["n_points"][i]] for i in rows]
-    prepared = [prepare_points(cloud, num_points) for cloud in clouds]
+        shapes = read_modelnet40_npz(split="test")  # sorted by class, so this spans the classes
+        rows = np.linspace(0, len(shapes) - 1, count).round().astype(int)
+    prepared = [prepare_points(shapes.clouds[i], num_points) for i in rows]
     n = min(len(points) for points, _ in prepared)  # one batch needs one N
     arrays = {"points": np.stack([points[:n] for points, _ in prepared])}
     source: dict[str, Any] = {
         "dataset": str(SHAPENETPART if served == "segment" else MODELNET),
-        "shape_ids": [str(data["shape_ids"][i]) for i in rows],
+        "shape_ids": [shapes.shape_ids[i] for i in rows],
         "num_points": n,
         "preprocess": prepared[0][1],
     }
     if served == "segment":
-        categories = data["category"][rows].astype(int)
+        categories = shapes.labels[rows]
         arrays["category"] = np.eye(16, dtype=np.float32)[categories]
         source["category_part_ranges"] = [
-            [int(data["part_offset"][c]), int(data["part_offset"][c] + data["part_count"][c])]
-            for c in categories
+            [part_range(int(c)).start, part_range(int(c)).stop] for c in categories
         ]
     return ParityInputs(arrays, source)
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from export.metadata import MetadataError, ServingMetadata
 
 CONFIG_FILE = "config.pbtxt"
 LABELS_FILE = "labels.txt"
@@ -29,7 +30,11 @@ ONNX_FILE = "model.onnx"
 TORCHSCRIPT_FILE = "model.pt"
 METADATA_FILE = "crosspoint.json"
 PARITY_FILE = "parity.json"
-METADATA_FORMAT = "crosspoint-model/1"
+
+
+# config.pbtxt's `max_batch_size: N` (no other ModelConfig field, nested or not, has that name).
+_MAX_BATCH = re.compile(r"(?:^|[\s{,;])max_batch_size\s*:\s*(\d+)")
+_COMMENT = re.compile(r"#.*$", re.MULTILINE)
 
 
 class RepositoryError(ValueError):
@@ -69,19 +74,29 @@ def version_dir(repository: str | os.PathLike[str], model: str, version: int | N
 
 def read_model_metadata(
     repository: str | os.PathLike[str], model: str, version: int | None = None
-) -> dict[str, Any]:
-    """The `crosspoint.json` of one version (the latest when `version` is None), plus `version`."""
+) -> ServingMetadata:
+    """The validated `crosspoint.json` of one version (the latest when `version` is None)."""
     path = version_dir(repository, model, version) / METADATA_FILE
     try:
-        document: dict[str, Any] = json.loads(path.read_text())
+        return ServingMetadata.read(path, version=int(path.parent.name))
     except FileNotFoundError:
         raise RepositoryError(f"{path}: missing (every version needs its {METADATA_FILE})") from None
-    except json.JSONDecodeError as exc:
-        raise RepositoryError(f"{path}: not valid JSON ({exc})") from exc
-    if document.get("format") != METADATA_FORMAT:
-        raise RepositoryError(f"{path}: format {document.get('format')!r}, expected {METADATA_FORMAT!r}")
-    document["version"] = int(path.parent.name)
-    return document
+    except MetadataError as exc:
+        raise RepositoryError(f"{path}: {exc}") from exc
+
+
+def read_max_batch_size(repository: str | os.PathLike[str], model: str) -> int:
+    """`max_batch_size` of the model's config.pbtxt (the limit the export chose); 0 when absent.
+
+    The one number the embedded backend needs from the config, read from the text: the protobuf
+    schema (`export.triton_config.parse_config`) is for writing and validating whole configs.
+    """
+    try:
+        text = (Path(repository) / model / CONFIG_FILE).read_text()
+    except FileNotFoundError:
+        return 0
+    found = _MAX_BATCH.search(_COMMENT.sub("", text))
+    return int(found.group(1)) if found else 0
 
 
 def write_text_atomic(path: Path, text: str) -> None:

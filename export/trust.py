@@ -20,7 +20,6 @@ output, so both backends give the same score.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from crosspoint.geometry.normalize import up_axis_rotation
+from export.metadata import file_sha256
 
 CALIBRATION_FILE = "calibration.json"
 OOD_FILE = "ood.npz"
@@ -115,14 +115,6 @@ class Trust:
 
     def in_distribution(self, scores: np.ndarray) -> np.ndarray:
         return np.asarray(scores) <= self.threshold
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_trust(version_dir: str | os.PathLike[str]) -> Trust | None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from export import repository as repo
+from export.metadata import MetadataError, ServingMetadata, file_sha256
 from export.triton_config import (
     BACKEND_FILES,
     ConfigError,
@@ -26,7 +27,7 @@ from export.triton_config import (
     graph_tensors,
     parse_config,
 )
-from export.trust import CALIBRATION_FILE, TrustError, file_sha256, load_trust
+from export.trust import CALIBRATION_FILE, TrustError, load_trust
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,9 @@ def _check_version(
     try:
         metadata = repo.read_model_metadata(model_dir.parent, model, version)
     except repo.RepositoryError as exc:
-        problems.append(Problem(f"{where}/{repo.METADATA_FILE}", str(exc).split(": ", 1)[-1]))
+        found = exc.__cause__.problems if isinstance(exc.__cause__, MetadataError) else None
+        messages = found or [str(exc).split(": ", 1)[-1]]
+        problems += [Problem(f"{where}/{repo.METADATA_FILE}", message) for message in messages]
         metadata = None
     if metadata is not None:
         problems += [Problem(f"{where}/{repo.METADATA_FILE}", p) for p in check_metadata(metadata, config)]
@@ -142,7 +145,7 @@ def _check_version(
         for p in compare_with_graph(config, inputs, outputs)
     ]
     if run_models and not problems:
-        problems += _run_check(where, directory, session, config, metadata or {}, torchscript)
+        problems += _run_check(where, directory, session, config, metadata, torchscript)
     return problems
 
 
@@ -159,54 +162,31 @@ def check_calibration(directory: Path) -> list[str]:
     return []
 
 
-def check_metadata(metadata: dict[str, Any], config: Any) -> list[str]:
-    """crosspoint.json against itself and the config: required keys, names per output, parameters."""
-    required = (
-        "num_points",
-        "min_points",
-        "max_points",
-        "k",
-        "up_axis",
-        "normalization",
-        "class_names",
-        "category_names",
-        "part_names",
-        "category_parts",
-        "checkpoint",
-        "exported_at",
-        "parity",
-    )
-    problems = [f"missing key {key!r}" for key in required if key not in metadata]
-    if problems:
-        return problems
-    if not metadata["min_points"] <= metadata["num_points"] <= metadata["max_points"]:
-        problems.append("needs min_points <= num_points <= max_points")
-    if metadata["min_points"] < metadata["k"]:
-        problems.append(f"min_points {metadata['min_points']} < k {metadata['k']}: kNN needs N >= k")
+def check_metadata(metadata: ServingMetadata, config: Any) -> list[str]:
+    """crosspoint.json against the config: names per output, parameters. (Its keys and its own
+    consistency are checked by the reader, `ServingMetadata.from_dict`.)"""
+    problems = []
     dims = {output.name: list(output.dims) for output in config.output}
-    if "logits" in dims and [len(metadata["class_names"] or [])] != dims["logits"]:
-        problems.append(
-            f"class_names has {len(metadata['class_names'] or [])} names; logits dims {dims['logits']}"
-        )
-    if "part_logits" in dims and len(metadata["part_names"] or []) != dims["part_logits"][-1]:
-        problems.append(
-            f"part_names has {len(metadata['part_names'] or [])} names; part_logits {dims['part_logits']}"
-        )
+    class_count, part_count = len(metadata.class_names or []), len(metadata.part_names or [])
+    if "logits" in dims and [class_count] != dims["logits"]:
+        problems.append(f"class_names has {class_count} names; logits dims {dims['logits']}")
+    if "part_logits" in dims and part_count != dims["part_logits"][-1]:
+        problems.append(f"part_names has {part_count} names; part_logits {dims['part_logits']}")
     for key in ("num_points", "k", "up_axis", "normalization"):
-        if key in config.parameters and config.parameters[key].string_value != str(metadata[key]):
+        value = getattr(metadata, key)
+        if key in config.parameters and config.parameters[key].string_value != str(value):
             problems.append(
-                f"{key} {metadata[key]!r} differs from config.pbtxt parameter "
-                f"{config.parameters[key].string_value!r}"
+                f"{key} {value!r} differs from config.pbtxt parameter {config.parameters[key].string_value!r}"
             )
     return problems
 
 
 def example_inputs(
-    config: Any, metadata: dict[str, Any], batch: int = 2, seed: int = 0
+    config: Any, metadata: ServingMetadata | None, batch: int = 2, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Small valid inputs for a model: distinct points (no kNN ties) and one-hot categories."""
     rng = np.random.default_rng(seed)
-    n = max(int(metadata.get("min_points", 64)), min(int(metadata.get("num_points", 256)), 256))
+    n = 256 if metadata is None else max(metadata.min_points, min(metadata.num_points, 256))
     arrays = {}
     for tensor in config.input:
         if tensor.name == "points":
@@ -229,7 +209,12 @@ def _session(path: Path) -> Any:
 
 
 def _run_check(
-    where: str, directory: Path, session: Any, config: Any, metadata: dict[str, Any], torchscript: bool
+    where: str,
+    directory: Path,
+    session: Any,
+    config: Any,
+    metadata: ServingMetadata | None,
+    torchscript: bool,
 ) -> list[Problem]:
     inputs = example_inputs(config, metadata)
     batch, n = inputs["points"].shape[:2]

@@ -1,7 +1,8 @@
 """Preprocessing settings of a batch run: the model's own, so results match the gateway's.
 
 The gateway reads `num_points` and `up_axis` from `<model>/<version>/crosspoint.json`; the batch
-client reads the same file from a local copy of the repository (`--model-repository`), and pins
+client reads the same file, with export's reader, from a local copy of the repository
+(`--model-repository`, `export.repository.read_model_metadata`), and pins
 the version it read so Triton runs exactly that graph. Without a local repository it falls back to
 the `parameters` of Triton's model config, then to explicit `--num-points/--up-axis`.
 """
@@ -38,14 +39,22 @@ def resolve_settings(
     seed: int,
     parameters: dict[str, str] | None = None,
 ) -> RunSettings:
-    metadata: dict[str, Any] = {}
-    from_repository = False
     if repository is not None and (repository / model).is_dir():
-        metadata = read_metadata(repository, model, version)
-        from_repository = True
-    elif parameters:
-        metadata = _from_parameters(parameters)
-    resolved_points = num_points or metadata.get("num_points")
+        from export.repository import read_model_metadata
+
+        metadata = read_model_metadata(repository, model, None if version is None else int(version))
+        return RunSettings(
+            num_points=num_points or metadata.num_points,
+            up_axis=up_axis or metadata.up_axis,
+            seed=seed,
+            version=str(version or metadata.version or ""),
+            min_points=metadata.min_points,
+            class_names=list(metadata.class_names or []),
+            from_repository=True,
+        )
+    # No local repository: Triton's config `parameters` (export writes the preprocessing there too).
+    found = _from_parameters(parameters or {})
+    resolved_points = num_points or found.get("num_points")
     if not resolved_points and parameters is not None:
         raise SettingsError(
             f"no crosspoint.json for {model!r} (looked in {repository}) and Triton's config has no "
@@ -53,21 +62,12 @@ def resolve_settings(
         )
     return RunSettings(
         num_points=int(resolved_points or 0),
-        up_axis=str(up_axis or metadata.get("up_axis") or "y"),
+        up_axis=str(up_axis or found.get("up_axis") or "y"),
         seed=seed,
-        version=str(version or metadata.get("version") or ""),
-        min_points=int(metadata["min_points"]) if metadata.get("min_points") else None,
-        class_names=[str(n) for n in metadata.get("class_names") or []],
-        from_repository=from_repository,
+        version=str(version or found.get("version") or ""),
+        min_points=int(found["min_points"]) if found.get("min_points") else None,
+        class_names=[str(n) for n in found.get("class_names") or []],
     )
-
-
-def read_metadata(repository: Path, model: str, version: str | None) -> dict[str, Any]:
-    """`crosspoint.json` of the given (or newest) version, plus `version`."""
-    from export.repository import read_model_metadata
-
-    metadata = read_model_metadata(repository, model, None if version is None else int(version))
-    return dict(metadata) if isinstance(metadata, dict) else dict(vars(metadata))
 
 
 def _from_parameters(parameters: dict[str, str]) -> dict[str, Any]:

@@ -9,10 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from export.contract import expected_names
+
 # Triton answers these when it is starting, overloaded or shedding load: worth another try.
 RETRYABLE_STATUS = ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED")
 
-TASK_OUTPUTS = {"embed": ("embedding", "projection"), "classify": ("logits", "embedding")}
+# The outputs a batch run asks for: the served contract's (export.contract), in its order.
+TASK_OUTPUTS = {task: names[1] for task in ("embed", "classify") if (names := expected_names(task))}
 
 
 @dataclass(frozen=True)

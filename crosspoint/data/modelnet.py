@@ -20,11 +20,12 @@ from crosspoint.data.prepared import (
     cached_arrays,
     file_fingerprint,
     prepare_many,
+    read_npz,
     shared_data_dir,
     split_h5_files,
     tree_fingerprint,
 )
-from crosspoint.data.sets import PointCloudSet
+from crosspoint.data.sets import PointCloudSet, RawShapes
 
 MODELNET40_CLASSES: tuple[str, ...] = (
     "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone",
@@ -75,6 +76,20 @@ def load_modelnet40_npz(
         points = cached_arrays(cache_dir, key, compute)["points"]
     rows = np.flatnonzero(np.isin(codes, _NPZ_SPLIT_CODES[split]))
     return PointCloudSet(points[rows], labels[rows], class_names, [shape_ids[i] for i in rows])
+
+
+def read_modelnet40_npz(path: str | os.PathLike | None = None, split: Split = "all") -> RawShapes:
+    """The shared npz's rows of `split`, unprepared: `points[i, :n_points[i]]` as float32."""
+    _check_split(split, tuple(_NPZ_SPLIT_CODES))
+    data = read_npz(Path(path) if path is not None else default_modelnet40_npz())
+    rows = np.flatnonzero(np.isin(data["split"], _NPZ_SPLIT_CODES[split]))
+    points, counts = data["points"], data["n_points"]
+    return RawShapes(
+        clouds=[points[i, : counts[i]].astype(np.float32) for i in rows],
+        labels=data["labels"][rows].astype(np.int64),
+        class_names=[str(c) for c in data["class_names"]],
+        shape_ids=[str(data["shape_ids"][i]) for i in rows],
+    )
 
 
 def _class_names(root: Path, candidates: tuple[str, ...], default: tuple[str, ...]) -> list[str]:

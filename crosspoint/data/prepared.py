@@ -54,6 +54,22 @@ def split_h5_files(root: Path, split: str) -> list[Path]:
     return files
 
 
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of a shared npz file, read once per process while the file is unchanged (the
+    ModelNet40 file is ~150 MB of float16 points, and parity and the benchmarks ask for it again
+    and again). Treat the arrays as read-only."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing (set CROSSPOINT_SHARED_DATA to the shared data)")
+    st = os.stat(path)
+    return _read_npz(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=2)
+def _read_npz(path: str, size: int, mtime_ns: int) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
 @lru_cache(maxsize=64)
 def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()

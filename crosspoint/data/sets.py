@@ -29,6 +29,21 @@ def _as_index(idx: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
     return index.astype(np.int64).reshape(-1)
 
 
+@dataclass(frozen=True)
+class RawShapes:
+    """Shapes as a dataset file stores them, not prepared: what a client would upload, or what
+    parity and the benchmarks prepare themselves. Row order is the file's."""
+
+    clouds: list[np.ndarray]  # float32 [n_i, 3], distinct points only
+    labels: np.ndarray  # int64 [M]: class (ModelNet40) or category (ShapeNetPart) index
+    class_names: list[str]  # names of the label values
+    shape_ids: list[str]
+    part_labels: list[np.ndarray] | None = None  # ShapeNetPart: global part id per point
+
+    def __len__(self) -> int:
+        return len(self.clouds)
+
+
 @dataclass
 class PointCloudSet:
     """Labelled clouds, already prepared (centred, unit sphere, y up), all with the same point count."""

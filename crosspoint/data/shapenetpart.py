@@ -21,12 +21,13 @@ from crosspoint.data.prepared import (
     cached_arrays,
     file_fingerprint,
     prepare_labelled_cloud,
+    read_npz,
     shared_data_dir,
     split_h5_files,
     tree_fingerprint,
 )
-from crosspoint.data.sets import PartSet
-from crosspoint.data.shapenetpart_meta import category_index
+from crosspoint.data.sets import PartSet, RawShapes
+from crosspoint.data.shapenetpart_meta import CATEGORY_NAMES, category_index
 
 PartSplit = Literal["train", "val", "test", "trainval", "all"]
 _SPLITS: dict[str, tuple[str, ...]] = {
@@ -63,18 +64,27 @@ def load_shapenetpart_npz(
     cache_dir: str | os.PathLike | None = None,
 ) -> PartSet:
     """The shared 20-shape ShapeNetPart npz (15 train, 0 val, 5 test by the official lists)."""
-    codes = [_NPZ_CODES[s] for s in _splits(split)]
     npz_path = Path(path) if path is not None else default_shapenetpart_npz()
-    with np.load(npz_path) as f:
-        rows = np.flatnonzero(np.isin(f["split"], codes))
-        ids = [str(s) for s in f["shape_ids"][rows]]
-        categories = f["category"][rows].astype(np.int64)
-        raw, raw_labels = f["points"][rows].astype(np.float32), f["part_labels"][rows]
+    raw = read_shapenetpart_npz(npz_path, split)
+    assert raw.part_labels is not None
+    clouds = zip(raw.clouds, raw.part_labels, strict=True)
     key = cache_key("shapenetpart-npz", file_fingerprint(npz_path), split=split, num_points=num_points)
-    arrays = cached_arrays(
-        cache_dir, key, lambda: _prepare_parts(zip(raw, raw_labels, strict=True), ids, num_points, "y")
+    arrays = cached_arrays(cache_dir, key, lambda: _prepare_parts(clouds, raw.shape_ids, num_points, "y"))
+    return PartSet(arrays["points"], arrays["part_labels"], raw.labels, raw.shape_ids, split)
+
+
+def read_shapenetpart_npz(path: str | os.PathLike | None = None, split: PartSplit = "all") -> RawShapes:
+    """The shared npz's shapes of `split`, unprepared (float32 points, global part ids, category index)."""
+    codes = [_NPZ_CODES[s] for s in _splits(split)]
+    data = read_npz(Path(path) if path is not None else default_shapenetpart_npz())
+    rows = np.flatnonzero(np.isin(data["split"], codes))
+    return RawShapes(
+        clouds=list(data["points"][rows].astype(np.float32)),
+        labels=data["category"][rows].astype(np.int64),
+        class_names=list(CATEGORY_NAMES),
+        shape_ids=[str(s) for s in data["shape_ids"][rows]],
+        part_labels=list(data["part_labels"][rows]),
     )
-    return PartSet(arrays["points"], arrays["part_labels"], categories, ids, split)
 
 
 def load_shapenetpart_h5(

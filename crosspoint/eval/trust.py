@@ -29,7 +29,6 @@ from export.calibrate import (
     reliability,
     run_graph,
     softmax,
-    split_settings,
 )
 from export.repository import ONNX_FILE, read_model_metadata, version_dir
 from export.trust import AUTO_UP_AXES, auto_candidates, choose_up_axis, load_trust
@@ -151,13 +150,13 @@ def evaluate_trust(
     from crosspoint.geometry import load, prepare
 
     metadata = read_model_metadata(repository, "classify", version)
-    directory = version_dir(repository, "classify", metadata["version"])
+    directory = version_dir(repository, "classify", metadata.version)
     trust = load_trust(directory)
     if trust is None or trust.temperature is None:
         raise ValueError(f"{directory}: no calibration; run `crosspoint calibrate` first")
     graph = directory / ONNX_FILE
-    num_points = int(metadata["num_points"])
-    val_fraction, split_seed = split_settings(metadata)
+    num_points = metadata.num_points
+    val_fraction, split_seed = metadata.head_split()
     calib = calibration_data(
         num_points, val_fraction, split_seed, int(trust.document["data"]["fit_per_class"])
     )
@@ -165,7 +164,7 @@ def evaluate_trust(
     test = load_modelnet40_npz(split="test", num_points=num_points)
     out = run_graph(graph, test.points, cache_dir=cache_dir, label="test")
     t = trust.temperature
-    doc: dict[str, Any] = {"model": "classify", "version": metadata["version"], "temperature": t}
+    doc: dict[str, Any] = {"model": "classify", "version": metadata.version, "temperature": t}
     before, after = (
         reliability(softmax(out["logits"]), test.labels),
         reliability(softmax(out["logits"], t), test.labels),
@@ -176,7 +175,7 @@ def evaluate_trust(
             before,
             after,
             diagram,
-            f"classify v{metadata['version']}: ModelNet40 test ({len(test)} shapes), T={t:.3f}",
+            f"classify v{metadata.version}: ModelNet40 test ({len(test)} shapes), T={t:.3f}",
         )
 
     shapes = ood_shapes(per_family)
@@ -249,7 +248,7 @@ def evaluate_trust(
     }
     meshes: list[dict[str, Any]] = []
     root = shared_data_dir() / "meshes"
-    names = metadata["class_names"]
+    names = metadata.class_names or []
     for file in sorted(p.name for p in root.iterdir()):
         try:
             points, _ = prepare(load(root / file), num_points=num_points, seed=0)

@@ -11,11 +11,12 @@ import abc
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from export.contract import MODEL_NAMES, expected_names
+from export.metadata import ServingMetadata
 from export.repository import ONNX_FILE, read_model_metadata, versions
 from server.core.config import Settings
 from server.errors import ApiError, scrub
@@ -30,69 +31,44 @@ for _name in MODEL_NAMES:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One version of one model, as described by its `crosspoint.json`."""
+    """One version of one model, as described by its `crosspoint.json` (export's typed reader)."""
 
     name: str
     version: str
     path: Path  # the version directory
-    metadata: dict[str, Any] = field(repr=False)
-
-    def _int(self, key: str, default: int) -> int:
-        value = self.metadata.get(key)
-        return int(value) if isinstance(value, int | float) else default
+    metadata: ServingMetadata = field(repr=False)
 
     @property
     def num_points(self) -> int:
-        return self._int("num_points", 1024)
+        return self.metadata.num_points
 
     @property
     def k(self) -> int:
-        return self._int("k", 20)
+        return self.metadata.k
 
     @property
     def min_points(self) -> int:
-        return max(self._int("min_points", self.k), self.k)
+        return self.metadata.min_points
 
     @property
     def max_points(self) -> int:
-        return self._int("max_points", max(self.num_points, 4096))
+        return self.metadata.max_points
 
     @property
     def up_axis(self) -> str:
-        return str(self.metadata.get("up_axis", "y"))
+        return self.metadata.up_axis
 
-    def names(self, key: str) -> list[str]:
-        value = self.metadata.get(key)
-        return [str(v) for v in value] if isinstance(value, list) else []
+    def names(self, key: Literal["class_names", "category_names", "part_names"]) -> list[str]:
+        return list(getattr(self.metadata, key) or [])
 
     @property
     def category_parts(self) -> dict[str, list[int]]:
-        """Category name -> global part ids (accepts ids or part names in the metadata)."""
-        raw = self.metadata.get("category_parts")
-        parts = self.names("part_names")
-        result: dict[str, list[int]] = {}
-        if isinstance(raw, dict):
-            for category, members in raw.items():
-                ids = []
-                for member in members or []:
-                    if isinstance(member, int):
-                        ids.append(member)
-                    elif isinstance(member, str) and member in parts:
-                        ids.append(parts.index(member))
-                result[str(category)] = ids
-        return result
+        """Category name -> global part ids."""
+        return dict(self.metadata.category_parts or {})
 
     @property
     def checkpoint_sha256(self) -> str | None:
-        for key in ("checkpoint_sha256", "weights_sha256", "sha256"):
-            value = self.metadata.get(key)
-            if isinstance(value, str):
-                return value
-        checkpoint = self.metadata.get("checkpoint")
-        if isinstance(checkpoint, dict):
-            value = checkpoint.get("sha256") or checkpoint.get("weights_sha256")
-            return str(value) if value else None
-        return None
+        return self.metadata.checkpoint_sha256
 
 
 def read_info(repository: Path, name: str, version: str) -> ModelInfo:

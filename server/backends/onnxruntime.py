@@ -16,8 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from export.precision import Served, serving_choice
-from export.repository import CONFIG_FILE
-from export.triton_config import parse_config
+from export.repository import read_max_batch_size
 from server.backends.base import (
     MODEL_INPUTS,
     MODEL_OUTPUTS,
@@ -51,14 +50,7 @@ class OrtModel(ServedModel):
 
 def model_max_batch(info: ModelInfo) -> int:
     """`max_batch_size` from the model's config.pbtxt (the limit the export chose), 0 when absent."""
-    path = info.path.parent / CONFIG_FILE
-    if not path.is_file():
-        return 0
-    try:
-        return max(0, int(parse_config(path.read_text(), str(path)).max_batch_size))
-    except Exception as exc:  # a broken config does not stop the embedded backend
-        logger.warning("ignoring %s: %s", path, exc)
-        return 0
+    return read_max_batch_size(info.path.parent.parent, info.name)
 
 
 def call_row_limit(model_max_batch: int, num_points: int, settings: Settings) -> int:

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from export.contract import MODEL_NAMES
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
 
@@ -23,7 +25,7 @@ class Settings(BaseSettings):
 
     # Models and backend
     model_repository: Path = REPO_ROOT / "model_repository"
-    models: list[str] = Field(default_factory=lambda: ["embed", "classify", "segment"])
+    models: list[str] = Field(default_factory=lambda: list(MODEL_NAMES))
     backend: Literal["onnxruntime", "triton"] = "onnxruntime"
     triton_url: str = "127.0.0.1:8001"  # gRPC host:port
     triton_timeout_s: float = Field(default=30.0, gt=0)
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
     def _check_ranges(self) -> Settings:
         if self.min_num_points and self.max_num_points and self.min_num_points > self.max_num_points:
             raise ValueError("min_num_points > max_num_points")
-        unknown = set(self.models) - {"embed", "classify", "segment"}
+        unknown = set(self.models) - set(MODEL_NAMES)
         if unknown:
-            raise ValueError(f"unknown models {sorted(unknown)}; known: embed, classify, segment")
+            raise ValueError(f"unknown models {sorted(unknown)}; known: {', '.join(MODEL_NAMES)}")
         return self

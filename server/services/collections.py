@@ -539,12 +539,7 @@ def _same_size(chunk: list[tuple[int, str, np.ndarray | None]]) -> bool:
 
 
 def _embedding_dim(served: ServedModel) -> int:
-    for output in served.info.metadata.get("outputs") or []:
-        if isinstance(output, dict) and output.get("name") == "embedding":
-            dims = output.get("dims") or []
-            if dims and isinstance(dims[-1], int) and dims[-1] > 0:
-                return int(dims[-1])
-    return 2048
+    return served.info.metadata.embedding_dim or 2048
 
 
 def _validation_message(exc: ValidationError) -> str:

@@ -55,13 +55,12 @@ def _reference_embeddings(repository: Path, paths: list[str], batch: int = 1) ->
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(
-        str(repository / "embed" / str(meta["version"]) / "model.onnx"),
+        str(repository / "embed" / str(meta.version) / "model.onnx"),
         options,
         providers=["CPUExecutionProvider"],
     )
     prepared = [
-        prepare(load(path), meta["num_points"], meta["up_axis"], 0, min_points=meta["min_points"])[0]
-        for path in paths
+        prepare(load(path), meta.num_points, meta.up_axis, 0, min_points=meta.min_points)[0] for path in paths
     ]
     rows: list[np.ndarray] = [np.empty(0)] * len(paths)
     by_count: dict[int, list[int]] = {}

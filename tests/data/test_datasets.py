@@ -35,7 +35,8 @@ from crosspoint.data import (
     shape_seed,
     train_val_split,
 )
-from crosspoint.data.modelnet import default_modelnet40_npz
+from crosspoint.data.modelnet import default_modelnet40_npz, read_modelnet40_npz
+from crosspoint.data.shapenetpart import default_shapenetpart_npz, read_shapenetpart_npz
 from crosspoint.data.shapenetpart_meta import PART_COUNTS, PART_OFFSETS, SYNSET_IDS
 from crosspoint.render import ViewStore
 
@@ -112,6 +113,26 @@ def test_shapenetpart_npz_real() -> None:
             assert np.array_equal(
                 np.sort(every.part_labels[i]), np.sort(f["part_labels"][i].astype(np.int64))
             )
+
+
+def test_raw_readers_give_the_files_rows_unprepared() -> None:
+    """What parity and the benchmarks read: the stored points (distinct ones), not prepared."""
+    test = read_modelnet40_npz(split="test")
+    with np.load(default_modelnet40_npz()) as f:
+        rows = np.flatnonzero(f["split"] == 1)
+        assert len(test) == len(rows) == 2336 and test.class_names == list(MODELNET40_CLASSES)
+        for j in (0, 1000, len(rows) - 1):
+            i = rows[j]
+            assert test.shape_ids[j] == str(f["shape_ids"][i]) and test.labels[j] == f["labels"][i]
+            assert np.array_equal(test.clouds[j], f["points"][i, : f["n_points"][i]].astype(np.float32))
+    parts = read_shapenetpart_npz(split="all")
+    with np.load(default_shapenetpart_npz()) as f:
+        assert parts.shape_ids == [str(s) for s in f["shape_ids"]] and parts.part_labels is not None
+        assert np.array_equal(np.stack(parts.clouds), f["points"].astype(np.float32))
+        assert np.array_equal(parts.labels, f["category"]) and parts.class_names == list(f["category_names"])
+        # parity takes each category's part range from the taxonomy module: the file agrees with it
+        assert list(f["part_offset"]) == list(PART_OFFSETS) and list(f["part_count"]) == list(PART_COUNTS)
+    assert [len(p) for p in parts.part_labels] == [2048] * 20
 
 
 # --- cache -------------------------------------------------------------------------------------------

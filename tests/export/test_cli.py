@@ -26,7 +26,7 @@ def test_export_then_validate(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "embed v1" in result.output
     metadata = repository.read_model_metadata(target, "embed")
-    assert (metadata["embedding_dim"], metadata["k"], metadata["min_points"]) == (1024, 0, 1)
+    assert (metadata.embedding_dim, metadata.k, metadata.min_points) == (1024, 0, 1)
     assert "max_batch_size: 4" in (target / "embed" / "config.pbtxt").read_text()
 
     result = runner.invoke(app, ["validate-repository", str(target)])

@@ -47,7 +47,7 @@ def test_committed_model_answers_with_the_documented_shapes(model: str) -> None:
     config = parse_config((COMMITTED / model / "config.pbtxt").read_text())
     for version in repository.versions(COMMITTED, model):
         metadata = repository.read_model_metadata(COMMITTED, model, version)
-        assert metadata["parity"]["passed"], f"{model}/{version}: shipped without passing parity"
+        assert metadata.parity["passed"], f"{model}/{version}: shipped without passing parity"
         session = ort.InferenceSession(
             str(COMMITTED / model / str(version) / "model.onnx"), providers=["CPUExecutionProvider"]
         )
@@ -57,7 +57,7 @@ def test_committed_model_answers_with_the_documented_shapes(model: str) -> None:
         n = inputs["points"].shape[1]
         expected = dict(DOCUMENTED[model])
         if model == "classify":
-            expected["logits"] = [len(metadata["class_names"])]
+            expected["logits"] = [len(metadata.class_names)]
         for name, dims in expected.items():
             assert list(outputs[name].shape) == [2, *(n if d == -1 else d for d in dims)], (
                 model,

@@ -19,7 +19,8 @@ from export import export_checkpoint, export_checkpoints, repository
 from export.graphs import build_graph
 from export.onnx_export import ExportError
 from export.parity import ParityError, compare, parity_inputs
-from tests.export.conftest import make_classifier
+from tests.export.conftest import NUM_POINTS
+from tests.model_repositories import save_classifier
 
 EXPECTED_FILES = {"model.onnx", "model.pt", "crosspoint.json", "parity.json"}
 
@@ -93,28 +94,26 @@ def test_metadata_carries_preprocessing_names_and_provenance(
 ) -> None:
     root = exported.repository
     classify = repository.read_model_metadata(root, "classify")
-    assert classify["version"] == 1 and classify["model"] == "classify"
-    assert (classify["num_points"], classify["k"], classify["min_points"], classify["up_axis"]) == (
+    assert classify.version == 1 and classify.model == "classify"
+    assert (classify.num_points, classify.k, classify.min_points, classify.up_axis) == (
         512,
         10,
         10,
         "y",
     )
-    assert classify["class_names"][:2] == ["airplane", "bathtub"] and len(classify["class_names"]) == 40
-    assert (root / "classify" / "labels.txt").read_text().splitlines() == classify["class_names"]
-    assert (
-        classify["checkpoint"]["sha256"] == hashlib.sha256(checkpoints["classifier"].read_bytes()).hexdigest()
-    )
-    assert classify["parity"]["passed"] and classify["files"]["model.onnx"]["bytes"] > 0
-    assert classify["embedding_dim"] == 2048 and classify["outputs"][0] == {
+    assert classify.class_names[:2] == ["airplane", "bathtub"] and len(classify.class_names) == 40
+    assert (root / "classify" / "labels.txt").read_text().splitlines() == classify.class_names
+    assert classify.checkpoint["sha256"] == hashlib.sha256(checkpoints["classifier"].read_bytes()).hexdigest()
+    assert classify.parity["passed"] and classify.files["model.onnx"]["bytes"] > 0
+    assert classify.embedding_dim == 2048 and classify.outputs[0].to_dict() == {
         "name": "logits",
         "data_type": "TYPE_FP32",
         "dims": [40],
     }
     segment = repository.read_model_metadata(root, "segment", version=1)
-    assert segment["category_names"] == list(meta.CATEGORY_NAMES) and len(segment["part_names"]) == 50
-    assert segment["category_parts"]["Chair"] == [12, 13, 14, 15]
-    assert segment["class_names"] is None
+    assert segment.category_names == list(meta.CATEGORY_NAMES) and len(segment.part_names) == 50
+    assert segment.category_parts["Chair"] == [12, 13, 14, 15]
+    assert segment.class_names is None
     config = (root / "classify" / "config.pbtxt").read_text()
     assert 'key: "k", value: { string_value: "10" }' in config and 'label_filename: "labels.txt"' in config
 
@@ -128,7 +127,7 @@ def test_a_new_export_adds_a_version_and_leaves_the_served_one_alone(
     assert _tree(repository_copy / "embed" / "1") == before
     assert repository.versions(repository_copy, "embed") == [1, 2]
     assert repository.latest_version(repository_copy, "embed") == 2
-    assert repository.read_model_metadata(repository_copy, "embed")["version"] == 2
+    assert repository.read_model_metadata(repository_copy, "embed").version == 2
     assert repository.latest_version(repository_copy, "classify") == 1
 
 
@@ -161,7 +160,9 @@ def test_failed_parity_raises_and_writes_nothing(
 def test_a_config_change_that_would_break_served_versions_is_refused(
     repository_copy: Path, tmp_path: Path
 ) -> None:
-    other = make_classifier(tmp_path / "ten.safetensors", num_classes=10)
+    other = save_classifier(
+        tmp_path / "ten.safetensors", num_points=NUM_POINTS, trained_looking=True, num_classes=10
+    )
     with pytest.raises(ExportError, match="allow_config_change"):
         export_checkpoint(other, repository_copy, models=["classify"], parity_shapes=2)
 

@@ -1,4 +1,5 @@
-"""The exported form (export.rewrite) equals the training form in eval mode, on real shapes.
+"""The exported form (each model's `export_form()`, crosspoint/models/inference.py) equals the
+training form in eval mode, on real shapes.
 
 Two checks each: in float64 (the algebra: per-point EdgeConv, BN folded, max before LeakyReLU, the
 head split) the forms agree to the float32 rounding of the folded weights; in float32 (what we
@@ -14,10 +15,10 @@ import pytest
 import torch
 
 from crosspoint.models import create_model
+from crosspoint.models.inference import PointEdgeConv, fold_head
 from export.graphs import build_graph
 from export.parity import ATOL, compare, parity_inputs
-from export.rewrite import PointEdgeConv, fold_head, knn
-from tests.export.conftest import randomize_batchnorm
+from tests.model_repositories import randomize_batchnorm
 
 
 def _pair(model: torch.nn.Module, served: str) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -93,7 +94,7 @@ def test_knn_matches_the_model_knn_including_self() -> None:
     from crosspoint.models.dgcnn import knn as model_knn
 
     x = torch.randn(2, 200, 16)
-    ours = knn(x, 12)
+    ours = model_knn(x, 12, points_last=True)  # the exported form's layout
     assert torch.equal(ours, model_knn(x.transpose(2, 1), 12))
     assert (ours[..., 0] == torch.arange(200)).all()  # self first
 

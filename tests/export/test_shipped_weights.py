@@ -106,7 +106,7 @@ def test_committed_checkpoints_are_the_ones_exported() -> None:
     for model, name in [("embed", CHECKPOINTS["classify"]), *CHECKPOINTS.items()]:
         version = repository.latest_version(COMMITTED, model)
         assert version is not None
-        source = repository.read_model_metadata(COMMITTED, model, version)["checkpoint"]
+        source = repository.read_model_metadata(COMMITTED, model, version).checkpoint
         assert source["sha256"] == _sha256(WEIGHTS / name), (
             f"{model}/{version} was not exported from weights/{name}"
         )

@@ -27,6 +27,6 @@ def test_validating_and_reading_a_repository_does_not_import_torch(repository_co
     _run(
         f"import sys\nfrom export import validate_repository\nfrom export.repository import read_model_metadata, "
         f"latest_version\nroot = {str(repository_copy)!r}\nassert validate_repository(root) == []\n"
-        f"assert latest_version(root, 'embed') == 1\nassert read_model_metadata(root, 'segment')['k'] == 10\n"
+        f"assert latest_version(root, 'embed') == 1\nassert read_model_metadata(root, 'segment').k == 10\n"
         f"assert 'torch' not in sys.modules"
     )

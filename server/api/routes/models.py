@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["models"])
 def model_card(backend: InferenceBackend, served: ServedModel, service: InferenceService) -> ModelCard:
     info = served.info
     trust = service.trust(info) if info.name in ("embed", "classify") else None
-    normalization = info.metadata.get("normalization")
+    normalization = info.metadata.normalization
     return ModelCard(
         name=info.name,
         version=info.version,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from export.metadata import ServingMetadata
 from server.backends.base import ModelInfo
 from server.core.config import Settings
 from server.errors import ApiError
@@ -33,7 +34,7 @@ def test_category_scores_prefer_the_category_whose_parts_win() -> None:
 
 def test_num_points_range(tmp_path: Path) -> None:
     info = ModelInfo(
-        "embed", "1", tmp_path, {"num_points": 1024, "min_points": 20, "max_points": 4096, "k": 20}
+        "embed", "1", tmp_path, ServingMetadata(num_points=1024, min_points=20, max_points=4096, k=20)
     )
     settings = Settings(model_repository=tmp_path)
     assert resolve_num_points(info, None, settings) == 1024
