@@ -1,8 +1,7 @@
 """The three served graphs (embed, classify, segment), each in two forms built from one checkpoint.
 
-- "export": what goes into model.onnx / model.pt: `export.rewrite` for DGCNN and the part-seg net,
-  BN folded into the heads. PointNet has no EdgeConv; its export form is the model itself (ORT
-  fuses its Conv+BN).
+- "export": what goes into model.onnx / model.pt: the model's own `export_form()` (its inference
+  form, built in crosspoint/models: per-point EdgeConv, BN folded; PointNet's backbone is itself).
 - "reference": the training form in eval mode (EdgeConv on N*k edge features, as in the
   reference code), the yardstick of every parity check, and the "naive" export we time against.
 
@@ -17,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from crosspoint.models.inference import ForwardFeatures
 from export.contract import ModelSpec, model_spec
-from export.rewrite import DGCNNFeatures, PartSegInference, fold_head
 
 FORMS = ("export", "reference")
 POINT_BACKBONES = ("dgcnn", "pointnet")
@@ -47,17 +46,6 @@ def spec_for(model: Any, served: str) -> ModelSpec:
         projection_dim=config.proj_dim,
         num_classes=config.num_classes,
     )
-
-
-class _Features(nn.Module):
-    """`model.forward_features` as a module (the reference form's backbone)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, points: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(points)  # type: ignore[operator]
 
 
 class PointCloudGraph(nn.Module):
@@ -120,14 +108,16 @@ def build_graph(model: Any, served: str, form: str = "export") -> nn.Module:
         raise ValueError(f"a {name!r} checkpoint cannot serve {served!r}")
     model = model.eval()
     if served == "segment":
-        net = PartSegInference(model) if form == "export" else reference_model(model)
+        net = model.export_form() if form == "export" else reference_model(model)
         return SegmentGraph(net).eval()
     outputs = spec_for(model, served).output_names
     if form == "reference":
         reference = reference_model(model)
-        return PointCloudGraph(_Features(reference), outputs, reference.projection, reference.head).eval()
-    features = DGCNNFeatures(model) if name == "dgcnn" else _Features(model)
+        return PointCloudGraph(
+            ForwardFeatures(reference), outputs, reference.projection, reference.head
+        ).eval()
+    exported = model.export_form()
     # Only the heads this model outputs: a traced module keeps every submodule's weights.
-    projection = fold_head(model.projection) if "projection" in outputs else None
-    head = fold_head(model.head) if "logits" in outputs else None
-    return PointCloudGraph(features, outputs, projection, head).eval()
+    projection = exported.projection if "projection" in outputs else None
+    head = exported.head if "logits" in outputs else None
+    return PointCloudGraph(exported.features, outputs, projection, head).eval()

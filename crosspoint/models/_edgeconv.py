@@ -20,6 +20,9 @@ tensor. The max's backward sends each output's gradient to its argmax neighbour 
 reference's `max(dim=-1)` does); the sum's backward is the transposed graph. Everything else is
 ordinary autograd, so gradients reach W, gamma and beta through the statistics as in BatchNorm.
 The sparse reductions exist on CPU only; `dgcnn.EdgeConv` keeps the gather form elsewhere.
+
+The neighbour search (`knn`) and the row gather (`gather_rows`) every form uses (training, reference,
+exported: `crosspoint/models/inference.py`) live here too, once.
 """
 
 from __future__ import annotations
@@ -31,6 +34,33 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def knn(x: torch.Tensor, k: int, *, points_last: bool = False) -> torch.Tensor:
+    """Indices [B, N, k] of every point's k nearest neighbours in feature space, self included.
+
+    x is [B, C, N] (the models' internal layout) or, with `points_last`, [B, N, C] (the exported
+    form's). Both run the same ops on the same memory, so both layouts give the same neighbours:
+    score 2 <x_i, x_j> - |x_j|^2 - |x_i|^2 by one matmul, then topk with a constant k.
+    """
+    rows = x if points_last else x.transpose(2, 1)  # [B, N, C]
+    inner = torch.matmul(rows, rows.transpose(2, 1))
+    xx = torch.sum(rows * rows, dim=-1, keepdim=True)  # [B, N, 1]: |x_i|^2
+    neg_dist = 2 * inner - xx.transpose(2, 1) - xx
+    return neg_dist.topk(k=k, dim=-1)[1]
+
+
+def flat_neighbours(idx: torch.Tensor, b: int, n: int) -> torch.Tensor:
+    """idx [B, N, k] (neighbours within each cloud) -> [B*N*k] rows of the batch's [B*N, C] points."""
+    return (idx + torch.arange(b, device=idx.device).view(-1, 1, 1) * n).reshape(-1)
+
+
+def gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x [B, N, C], idx [B, N, k] -> neighbour rows [B, N, k, C] by one flat gather (fastest in ORT)."""
+    b, n, c = x.shape
+    k = idx.shape[-1]
+    flat = flat_neighbours(idx, b, n)
+    return x.reshape(b * n, c)[flat].view(b, n, k, c)
 
 
 @dataclass
@@ -46,7 +76,7 @@ class NeighbourGraph:
     def from_knn(cls, idx: torch.Tensor, dtype: torch.dtype = torch.float32) -> NeighbourGraph:
         """idx [B, N, k] (neighbours within each cloud) -> the block-diagonal graph of the batch."""
         b, n, k = idx.shape
-        flat = (idx + torch.arange(b, device=idx.device).view(-1, 1, 1) * n).reshape(-1)
+        flat = flat_neighbours(idx, b, n)
         rows = torch.arange(0, b * n * k + 1, k, device=idx.device)
         return cls(_csr(rows, flat, b * n, dtype), flat, k)
 

@@ -11,9 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crosspoint.models._edgeconv import fused_edge_conv
+from crosspoint.models._edgeconv import fused_edge_conv, gather_rows, knn
 from crosspoint.models._registry import register_model
 from crosspoint.models.heads import class_head, projection_head
+from crosspoint.models.inference import (
+    NEGATIVE_SLOPE,
+    PointBackboneForm,
+    PointEdgeConv,
+    fold_conv_bn,
+    fold_head,
+)
 
 
 @dataclass
@@ -29,14 +36,6 @@ class DGCNNConfig:
     edgeconv: str = "point"
 
 
-def knn(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices [B, N, k] of the k nearest neighbours of every point in feature space, self included."""
-    inner = torch.matmul(x.transpose(2, 1), x)
-    xx = torch.sum(x * x, dim=1, keepdim=True)
-    neg_dist = 2 * inner - xx - xx.transpose(2, 1)
-    return neg_dist.topk(k=k, dim=-1)[1]
-
-
 def fused_applies(x: torch.Tensor) -> bool:
     """The fused EdgeConv (sparse CPU kernels) runs eagerly on CPU; tracing and export see the plain form."""
     return (
@@ -50,12 +49,7 @@ def fused_applies(x: torch.Tensor) -> bool:
 
 def gather_neighbours(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """x [B, C, N], idx [B, N, k] -> neighbour features [B, C, N, k]."""
-    b, c, n = x.shape
-    k = idx.shape[-1]
-    base = torch.arange(b, device=x.device).view(-1, 1, 1) * n
-    flat = (idx + base).reshape(-1)
-    rows = x.transpose(2, 1).reshape(b * n, c)[flat]
-    return rows.view(b, n, k, c).permute(0, 3, 1, 2)
+    return gather_rows(x.transpose(2, 1), idx).permute(0, 3, 1, 2)
 
 
 def graph_feature(x: torch.Tensor, k: int, idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -96,6 +90,28 @@ class EdgeConv(nn.Module):
             centre = torch.einsum("oc,bcn->bon", wb - wa, x)
             edges = gather_neighbours(per_point, idx) + centre.unsqueeze(-1)
         return self.act(self.bn(edges)).max(dim=-1)[0]
+
+
+class DGCNNFeatures(nn.Module):
+    """`DGCNN.forward_features` in the inference form (models/inference.py): [B, N, 3] -> [B, 2 * emb_dims]."""
+
+    def __init__(self, model: DGCNN) -> None:
+        super().__init__()
+        k = model.config.k
+        self.edges = nn.ModuleList(
+            PointEdgeConv(block.conv, block.bn, k)
+            for block in (model.edge1, model.edge2, model.edge3, model.edge4)
+        )
+        self.conv5 = fold_conv_bn(model.conv5[0], model.conv5[1])
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        x = points
+        features = []
+        for edge in self.edges:
+            x = edge(x)
+            features.append(x)
+        x = F.leaky_relu(self.conv5(torch.cat(features, dim=-1)), NEGATIVE_SLOPE)
+        return torch.cat((x.amax(dim=1), x.mean(dim=1)), dim=1)
 
 
 @register_model("dgcnn", DGCNNConfig)
@@ -144,3 +160,7 @@ class DGCNN(nn.Module):
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(points))
+
+    def export_form(self) -> PointBackboneForm:
+        """The same weights in the inference form (eval BN folded, EdgeConv per point): what is exported."""
+        return PointBackboneForm(DGCNNFeatures(self), fold_head(self.projection), fold_head(self.head))

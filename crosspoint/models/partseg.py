@@ -3,16 +3,25 @@ a 1024-d global feature, the 16-d category one-hot -> 64, and a 1280-d per-point
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crosspoint.models._edgeconv import fused_edge_conv
+from crosspoint.models._edgeconv import flat_neighbours, fused_edge_conv
 from crosspoint.models._registry import register_model
 from crosspoint.models.dgcnn import fused_applies, graph_feature, knn
+from crosspoint.models.inference import (
+    NEGATIVE_SLOPE,
+    PointEdgeConv,
+    PointEdgeConvPair,
+    fold_conv_bn,
+    fold_head,
+    linear,
+)
 
 
 @dataclass
@@ -63,7 +72,7 @@ def edge_block(
     wa, wb = w[:, :c], w[:, c:]
     pq = x.transpose(2, 1).reshape(b * n, c) @ torch.cat((wa, wb - wa)).t()
     p, q = pq.chunk(2, dim=1)
-    flat = (idx + torch.arange(b, device=x.device).view(-1, 1, 1) * n).reshape(-1)
+    flat = flat_neighbours(idx, b, n)
     edges = (p[flat].view(b * n, k, -1) + q.unsqueeze(1)).flatten(0, 1)  # [B*N*k, O] rows
     # A [rows, C, 1, 1] view: BatchNorm2d then normalizes over the B*N*k edges, as on [B, C, N, k].
     h = act(bn(edges[:, :, None, None])).flatten(1)
@@ -150,3 +159,56 @@ class DGCNNPartSeg(nn.Module):
 
     def forward(self, points: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(points, category))
+
+    def export_form(self) -> PartSegInference:
+        """The same weights in the inference form (eval BN folded, EdgeConv per point): what is exported."""
+        return PartSegInference(self)
+
+
+class PartSegInference(nn.Module):
+    """`DGCNNPartSeg.forward` in the inference form: (points [B,N,3], one-hot [B,16]) -> [B, N, 50].
+
+    Beyond the EdgeConv forms (models/inference.py): the head's first conv sees [global (1024+64)
+    broadcast; local 192]; its weight splits the same way, so the global part is one [B, 1088] x
+    [1088, 256] product per cloud instead of per point.
+    """
+
+    def __init__(self, model: DGCNNPartSeg) -> None:
+        super().__init__()
+        k = model.config.k
+        tnet = model.transform_net
+        self.t_edges = PointEdgeConvPair(tnet.conv1, tnet.conv2, k)
+        self.t_conv3 = fold_conv_bn(tnet.conv3[0], tnet.conv3[1])
+        self.t_mlp = fold_head(tnet.mlp)
+        self.t_out = copy.deepcopy(tnet.transform)
+        self.block1 = PointEdgeConvPair(model.conv1, model.conv2, k)
+        self.block2 = PointEdgeConvPair(model.conv3, model.conv4, k)
+        self.block3 = PointEdgeConv(model.conv5[0], model.conv5[1], k)
+        self.conv6 = fold_conv_bn(model.conv6[0], model.conv6[1])
+        self.conv7 = fold_conv_bn(model.conv7[0], model.conv7[1])
+        head: Any = model.head  # conv blocks (conv, BN, activation), dropouts, the last Conv1d
+        first = fold_conv_bn(head[0][0], head[0][1])
+        n_global = first.in_features - 3 * 64  # the local features are x1, x2, x3 (64 each)
+        self.head_global = linear(first.weight[:, :n_global], first.bias)
+        self.head_local = linear(first.weight[:, n_global:], None)
+        convs = [layer for layer in head[1:] if isinstance(layer, nn.Sequential)]
+        self.head_mid = nn.ModuleList(fold_conv_bn(c[0], c[1]) for c in convs)
+        last = head[-1]
+        self.head_out = linear(last.weight.flatten(1), last.bias)
+
+    def forward(self, points: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        t = self.t_edges(points)
+        t = F.leaky_relu(self.t_conv3(t), NEGATIVE_SLOPE).amax(dim=1)
+        t = self.t_out(self.t_mlp(t)).view(-1, 3, 3)
+        x = torch.bmm(points, t)
+        x1 = self.block1(x)
+        x2 = self.block2(x1)
+        x3 = self.block3(x2)
+        local = torch.cat((x1, x2, x3), dim=-1)
+        glob = F.leaky_relu(self.conv6(local), NEGATIVE_SLOPE).amax(dim=1)
+        cat = F.leaky_relu(self.conv7(category), NEGATIVE_SLOPE)
+        head_global = self.head_global(torch.cat((glob, cat), dim=-1)).unsqueeze(1)  # [B, 1, 256]
+        h = F.leaky_relu(self.head_local(local) + head_global, NEGATIVE_SLOPE)
+        for layer in self.head_mid:
+            h = F.leaky_relu(layer(h), NEGATIVE_SLOPE)
+        return self.head_out(h)

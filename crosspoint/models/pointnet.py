@@ -10,6 +10,7 @@ from torch import nn
 
 from crosspoint.models._registry import register_model
 from crosspoint.models.heads import class_head, projection_head
+from crosspoint.models.inference import ForwardFeatures, PointBackboneForm, fold_head
 
 
 @dataclass
@@ -51,3 +52,8 @@ class PointNet(nn.Module):
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(points))
+
+    def export_form(self) -> PointBackboneForm:
+        """No EdgeConv: the trained backbone is its own inference form (ONNX Runtime fuses its Conv+BN);
+        the projection and class head get BN folded and dropout dropped."""
+        return PointBackboneForm(ForwardFeatures(self), fold_head(self.projection), fold_head(self.head))
