@@ -195,6 +195,7 @@ def _check_precision(repository: Path, model: str, version: int | None, shapes: 
         f"{c['runtime']} {c['precision']}: "
         + ("within budget" if c.get("passed") else c.get("skipped", "outside budget"))
         + "".join(f", {k} {v:.4f}" for k, v in c.get("metrics", {}).items() if isinstance(v, float))
+        + (f", {c['speed']['x_fp32']:.2f}x fp32 at batch {c['speed']['batch']}" if "speed" in c else "")
         for c in doc["candidates"]
     )
     chosen = doc["chosen"]

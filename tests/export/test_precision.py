@@ -17,6 +17,7 @@ import pytest
 
 from export.precision import (
     BUDGET,
+    MIN_SPEEDUP,
     PRECISION_FILE,
     OpenVinoRunner,
     agreement,
@@ -85,9 +86,12 @@ def test_shipped_choices_follow_the_budget() -> None:
         assert document["reference"] == {"runtime": "onnxruntime", "precision": "fp32"}
         assert document["budget"] == BUDGET
         assert document["data"]["shapes"] >= 20
-        first_passed = next((c for c in document["candidates"] if c.get("passed")), None)
-        if first_passed is not None:
-            assert document["chosen"] == {"runtime": "openvino", "precision": first_passed["precision"]}
+        served = next((c for c in document["candidates"] if c.get("passed") and c.get("faster")), None)
+        if served is None:
+            assert document["chosen"] == {"runtime": "onnxruntime", "precision": "fp32"}
+        else:
+            assert document["chosen"] == {"runtime": "openvino", "precision": served["precision"]}
+            assert served["speed"]["x_fp32"] >= MIN_SPEEDUP
         for candidate in document["candidates"]:
             if "metrics" in candidate:  # the verdict is the budget applied to the recorded numbers
                 assert agreement_passes(candidate["metrics"]) == candidate["passed"], (model, candidate)
@@ -138,10 +142,16 @@ def test_fallbacks_to_fp32(tmp_path: Path) -> None:
     failed = [{**c, "passed": False} for c in document["candidates"]]
     (directory / PRECISION_FILE).write_text(json.dumps({**document, "candidates": failed}))
     assert serving_choice(directory).runtime == "onnxruntime"  # nothing within budget
+    slower = [{**c, "faster": False} for c in document["candidates"]]
+    (directory / PRECISION_FILE).write_text(json.dumps({**document, "candidates": slower}))
+    assert serving_choice(directory).runtime == "onnxruntime"  # within budget but not faster here
     (directory / PRECISION_FILE).write_text(json.dumps(document))
     choice = serving_choice(directory)
     if cpu_precisions():
-        assert (choice.runtime, choice.precision) == ("openvino", document["chosen"]["precision"])
+        assert (choice.runtime, choice.precision) == (
+            document["chosen"]["runtime"],
+            document["chosen"]["precision"],
+        )
 
 
 def test_runner_answers_do_not_depend_on_batching() -> None:
