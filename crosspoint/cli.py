@@ -11,6 +11,7 @@ import typer
 from clients.cli import register as register_client_commands
 from crosspoint.eval.cli import app as eval_app
 from crosspoint.train.cli import app as train_app
+from crosspoint.triton.cli import app as triton_app
 from export.cli import register as register_export_commands
 from server.cli import register as register_server_commands
 
@@ -28,6 +29,7 @@ app.add_typer(eval_app, name="eval", help="Linear-SVM, few-shot and part-segment
 register_export_commands(app)
 register_server_commands(app)
 register_client_commands(app)
+app.add_typer(triton_app, name="triton")
 
 
 @app.command("models")
