@@ -18,12 +18,12 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api.deps import require_api_key
+from server.api.errors import install_error_handlers
 from server.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from server.api.routes import collections, docs, health, inference, models
 from server.backends.base import InferenceBackend
 from server.core.config import Settings
 from server.core.logging import configure_logging
-from server.errors import install_error_handlers
 from server.metrics import Metrics
 from server.services.collection_store import CollectionStore
 from server.services.collections import CollectionService

@@ -1,51 +1,79 @@
-"""One error shape for every failure: `{"error": {"code": ..., "message": ...}}`.
+"""One error shape for every failure, `{"error": {"code": ..., "message": ...}}`, and one code -> status map.
 
-`ApiError` carries an HTTP status and a stable `code`; handlers registered by `install_error_handlers`
-turn it, FastAPI's validation errors and Starlette's HTTP errors into that shape. Unexpected exceptions
-are answered by the request middleware (500, no traceback, logged with the request id).
+Services, backends and the parse workers raise `ServingError(code, message)`: they say which failure it
+is, not how HTTP spells it; `STATUS` is the one place a code becomes an HTTP status. The API layer raises
+`ApiError` (a `ServingError` with its status named) for failures that are about HTTP itself: the API key,
+query validation, the body size. `server.api.errors` answers both. No web framework is imported here.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import re
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-logger = logging.getLogger(__name__)
-
-# crosspoint.geometry error codes -> HTTP status (unknown codes answer 422)
-GEOMETRY_STATUS = {
-    "unsupported_format": 415,
+# Every code services, backends and the parse workers use. Codes not listed (a new crosspoint.geometry
+# error) are a problem with the input: 422.
+STATUS: dict[str, int] = {
+    # the upload could not be read
     "parse_error": 400,
+    "invalid_json": 400,
+    "invalid_multipart": 400,
+    "missing_file": 400,
+    # too large
+    "limit_exceeded": 413,
+    "memory_limit_exceeded": 413,
+    "too_many_items": 413,
+    "request_too_costly": 413,
+    "metadata_too_large": 413,
+    "unsupported_format": 415,
+    "unsupported_media_type": 415,
+    # readable but unusable input or options
     "empty_geometry": 422,
     "degenerate_geometry": 422,
     "too_few_points": 422,
     "external_reference": 422,
     "unsupported_extension": 422,
-    "limit_exceeded": 413,
     "invalid_argument": 422,
-}
-
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    411: "length_required",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "too_many_requests",
-    503: "unavailable",
+    "invalid_request": 422,
+    "invalid_points": 422,
+    "parse_failed": 422,
+    "parse_timeout": 422,
+    "num_points_out_of_range": 422,
+    "unknown_category": 422,
+    "up_axis_auto_unavailable": 422,
+    "validation_error": 422,
+    "invalid_collection_name": 422,
+    "invalid_item_id": 422,
+    "missing_item_id": 422,
+    "invalid_item": 422,
+    "invalid_label": 422,
+    "invalid_metadata": 422,
+    "invalid_embedding": 422,
+    "invalid_query": 422,
+    "no_labels": 422,
+    # collections
+    "collection_not_found": 404,
+    "item_not_found": 404,
+    "collection_exists": 409,
+    "collection_full": 409,
+    "collection_busy": 409,
+    "collection_changed": 409,
+    "collection_version_mismatch": 409,
+    "dimension_mismatch": 409,
+    "cannot_reembed": 409,
+    # the server, not the input (Retry-After where trying again helps)
+    "internal_error": 500,
+    "backend_error": 502,
+    "overloaded": 503,
+    "shutting_down": 503,
+    "model_unavailable": 503,
+    "backend_unavailable": 503,
+    "parse_unavailable": 503,
+    "parse_crashed": 503,
+    # nobody reads it, but the logs and metrics do
+    "client_closed_request": 499,
 }
 
 
@@ -78,8 +106,26 @@ def scrub(message: str) -> str:
     return _ADDRESS.sub("<address>", _PATH.sub(_short_path, message))
 
 
-class ApiError(Exception):
-    """An answer other than success, with a stable machine-readable `code`."""
+class ServingError(Exception):
+    """A failure with a stable machine-readable `code`; its HTTP status comes from `STATUS`."""
+
+    def __init__(
+        self, code: str, message: str, *, details: Any = None, retry_after: int | None = None
+    ) -> None:
+        message = scrub(message)
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retry_after = retry_after  # seconds after which trying again may succeed (overload, restart)
+        self.status = STATUS.get(code, 422)
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.details)
+
+
+class ApiError(ServingError):
+    """A failure of the HTTP exchange itself (API key, query, body size), with the status it answers."""
 
     def __init__(
         self,
@@ -90,16 +136,9 @@ class ApiError(Exception):
         headers: dict[str, str] | None = None,
         details: Any = None,
     ) -> None:
-        message = scrub(message)
-        super().__init__(message)
+        super().__init__(code, message, details=details)
         self.status = status
-        self.code = code
-        self.message = message
         self.headers = headers or {}
-        self.details = details
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.code, self.message, self.details)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -107,51 +146,3 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     if details is not None:
         error["details"] = details
     return {"error": error}
-
-
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
-
-
-def geometry_error(code: str, message: str) -> ApiError:
-    return ApiError(GEOMETRY_STATUS.get(code, 422), code, message)
-
-
-def _format_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
-    details = []
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", "invalid"))
-        details.append({"loc": loc, "message": msg})
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts) or "invalid request", details
-
-
-async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    request.state.error_code = exc.code
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-
-async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    message, details = _format_validation(exc)
-    request.state.error_code = "validation_error"
-    return JSONResponse(error_body("validation_error", message, details), status_code=422)
-
-
-async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    request.state.error_code = code
-    message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error_handler)
-    app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_error_handler)

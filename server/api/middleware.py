@@ -15,8 +15,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.api.errors import error_response
 from server.core.logging import request_id
-from server.errors import ApiError, error_response
+from server.errors import ApiError, ServingError
 from server.metrics import Metrics
 
 logger = logging.getLogger("server.access")
@@ -113,8 +114,8 @@ class RequestContextMiddleware:
             status = status if response_started else 499  # the client went away
             raise
         except Exception as exc:
-            code = exc.code if isinstance(exc, ApiError) else "internal_error"
-            if isinstance(exc, ApiError):
+            code = exc.code if isinstance(exc, ServingError) else "internal_error"
+            if isinstance(exc, ServingError):
                 status, message = exc.status, exc.message
             else:
                 status, message = 500, f"internal error; quote request id {rid} when reporting it"

@@ -19,7 +19,7 @@ from export.contract import MODEL_NAMES, expected_names
 from export.metadata import ServingMetadata
 from export.repository import ONNX_FILE, read_model_metadata, versions
 from server.core.config import Settings
-from server.errors import ApiError, scrub
+from server.errors import ServingError, scrub
 from server.metrics import Metrics
 
 # The model_repository contract (docs/interfaces.md, export.contract): inputs and outputs of each model.
@@ -117,7 +117,7 @@ class InferenceBackend(abc.ABC):
         served = self._served.get(name)
         if served is None:
             reason = self.last_error.get(name, "not loaded")
-            raise ApiError(503, "model_unavailable", f"model '{name}' is not available ({reason})")
+            raise ServingError("model_unavailable", f"model '{name}' is not available ({reason})")
         return served
 
     def served(self) -> list[ServedModel]:

@@ -26,10 +26,10 @@ from server.backends.base import (
     read_info,
     version_stamp,
 )
-from server.backends.openvino import OpenVinoSession
 from server.backends.batching import Closed, MicroBatcher, Overloaded
+from server.backends.openvino import OpenVinoSession
 from server.core.config import Settings
-from server.errors import ApiError
+from server.errors import ServingError
 
 logger = logging.getLogger(__name__)
 
@@ -219,14 +219,13 @@ class OnnxRuntimeBackend(InferenceBackend):
                 return parts[0]
             return {name: np.concatenate([p[name] for p in parts], axis=0) for name in parts[0]}
         except Overloaded:
-            raise ApiError(
-                503,
+            raise ServingError(
                 "overloaded",
                 "the inference queue is full; try again shortly",
-                headers={"Retry-After": str(self.settings.retry_after_s)},
+                retry_after=self.settings.retry_after_s,
             ) from None
         except Closed:
-            raise ApiError(503, "shutting_down", "the server is shutting down") from None
+            raise ServingError("shutting_down", "the server is shutting down") from None
 
     async def check(self) -> dict[str, Any]:
         return {"ok": True, "providers": self._providers, "queue_depth": self.batcher.depth}

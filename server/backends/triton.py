@@ -18,7 +18,7 @@ from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.utils import InferenceServerException
 
 from server.backends.base import MODEL_OUTPUTS, InferenceBackend, ModelInfo, ServedModel, read_info
-from server.errors import ApiError, scrub
+from server.errors import ServingError, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +100,10 @@ class TritonBackend(InferenceBackend):
         assert isinstance(served, TritonModel)
         rows = int(next(iter(inputs.values())).shape[0])
         if self._in_flight and self._in_flight + rows > self.settings.max_queue:
-            raise ApiError(
-                503,
+            raise ServingError(
                 "overloaded",
                 "too many requests are waiting for Triton; try again shortly",
-                headers={"Retry-After": str(self.settings.retry_after_s)},
+                retry_after=self.settings.retry_after_s,
             )
         self._in_flight += rows
         self.metrics.queue_depth.set(self._in_flight)
@@ -139,21 +138,20 @@ class TritonBackend(InferenceBackend):
             except InferenceServerException as exc:
                 logger.warning("Triton call to %s v%s failed: %s", name, served.info.version, exc)
                 if str(exc.status()) in _RETRYABLE:
-                    raise ApiError(
-                        503,
+                    raise ServingError(
                         "backend_unavailable",
                         "the inference server is unreachable or not answering; try again shortly",
-                        headers={"Retry-After": str(self.settings.retry_after_s)},
+                        retry_after=self.settings.retry_after_s,
                     ) from None
-                raise ApiError(
-                    502, "backend_error", f"the Triton server failed on {name}: {exc.message()}"
+                raise ServingError(
+                    "backend_error", f"the Triton server failed on {name}: {exc.message()}"
                 ) from None
         self.metrics.batch_size.labels(model=name).observe(int(next(iter(inputs.values())).shape[0]))
         outputs = {}
         for output in served.outputs:
             value = result.as_numpy(output)
             if value is None:
-                raise ApiError(502, "backend_error", f"Triton's answer from {name} lacks {output}")
+                raise ServingError("backend_error", f"Triton's answer from {name} lacks {output}")
             outputs[output] = value
         return outputs
 

@@ -1,12 +1,13 @@
 """Collections: a user's own shapes, embedded and kept, searched by similarity and used as few-shot classes.
 
-The service reads the request (multipart or JSON), prepares shapes in the parse workers with the usual
-options, embeds them with the `embed` model and keeps them in the `CollectionStore`. A collection is
-pinned to the embed version it was created with: items are only ever embedded by that version. When the
-gateway serves a newer one, a collection still answers searches by stored item or by embedding from its
-own vectors; a query or an add that needs a new embedding is refused (409 `collection_version_mismatch`)
-until `reembed` moves the collection, which re-embeds every item from its stored float16 points with
-the served version and swaps embeddings and version in one transaction.
+The service takes items and queries as the API layer read them from the request (multipart or JSON),
+prepares shapes in the parse workers with the usual options, embeds them with the `embed` model and
+keeps them in the `CollectionStore`. A collection is pinned to the embed version it was created with:
+items are only ever embedded by that version. When the gateway serves a newer one, a collection still
+answers searches by stored item or by embedding from its own vectors; a query or an add that needs a
+new embedding is refused (409 `collection_version_mismatch`) until `reembed` moves the collection, which
+re-embeds every item from its stored float16 points with the served version and swaps embeddings and
+version in one transaction.
 """
 
 from __future__ import annotations
@@ -20,18 +21,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
-from fastapi import Request
-from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from server.backends.base import InferenceBackend, ServedModel
 from server.core.config import Settings
-from server.errors import ApiError
+from server.errors import ServingError
 from server.schemas import (
     CollectionClassifyResponse,
     CollectionInfoResponse,
     CollectionItemRequest,
-    CollectionItemsBatchRequest,
     CollectionQueryRequest,
     ErrorInfo,
     ItemAnswer,
@@ -44,7 +41,7 @@ from server.schemas import (
 from server.services import fewshot
 from server.services.collection_store import CollectionInfo, CollectionStore, NewItem, StoreError
 from server.services.inference import InferenceService, QueryOptions
-from server.services.parsing import RawItem, format_of, media_type, read_form
+from server.services.parsing import Received, Upload, format_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,26 +49,15 @@ EMBED_MODEL = "embed"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}$")
 MAX_LABEL = 128
-_STORE_STATUS = {
-    "collection_not_found": 404,
-    "item_not_found": 404,
-    "collection_exists": 409,
-    "collection_full": 409,
-    "collection_busy": 409,
-    "collection_changed": 409,
-    "invalid_embedding": 422,
-}
-_NPY_TYPES = {"application/x-npy", "application/npy"}
 
 
-def store_error(exc: StoreError) -> ApiError:
-    return ApiError(_STORE_STATUS.get(exc.code, 500), exc.code, exc.message)
+def store_error(exc: StoreError) -> ServingError:
+    return ServingError(exc.code, exc.message)
 
 
 def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name):
-        raise ApiError(
-            422,
+        raise ServingError(
             "invalid_collection_name",
             "a collection name is 1-63 characters: lower-case letters, digits, '_' and '-', starting with a "
             "letter or digit",
@@ -81,8 +67,7 @@ def check_name(name: str) -> str:
 
 def check_id(item_id: str) -> str:
     if not ID_PATTERN.match(item_id):
-        raise ApiError(
-            422,
+        raise ServingError(
             "invalid_item_id",
             f"item id {item_id[:40]!r} is not valid: 1-128 characters of letters, digits and _ . : @ + = -, "
             "starting with a letter or digit",
@@ -105,10 +90,18 @@ class ItemInput:
     id: str | None
     label: str | None
     metadata: dict[str, Any] | None
-    raw: RawItem | None = None  # a file or points to embed
+    raw: Upload | None = None  # a file or points to embed
     embedding: np.ndarray | None = None  # or an embedding given as is
     version: str | None = None  # the version the given embedding came from (checked when present)
-    error: ApiError | None = None
+    error: ServingError | None = None
+
+
+@dataclass
+class CollectionQuery:
+    """A search/classify query as received: a JSON document (id, points or embedding) or a shape's upload."""
+
+    document: CollectionQueryRequest | None = None
+    upload: Upload | None = None
 
 
 class CollectionService:
@@ -128,7 +121,7 @@ class CollectionService:
     def _info(self, info: CollectionInfo) -> CollectionInfoResponse:
         try:
             served_version: str | None = self.backend.model(info.model).info.version
-        except ApiError:
+        except ServingError:
             served_version = None
         return CollectionInfoResponse(
             name=info.name,
@@ -166,8 +159,7 @@ class CollectionService:
     def _served_for(self, info: CollectionInfo) -> ServedModel:
         served = self.backend.model(info.model)
         if served.info.version != info.version:
-            raise ApiError(
-                409,
+            raise ServingError(
                 "collection_version_mismatch",
                 f"collection '{info.name}' holds embeddings of {info.model} version {info.version}, but version "
                 f"{served.info.version} is served: search by stored id or embedding, or run "
@@ -177,130 +169,98 @@ class CollectionService:
         return served
 
     async def _embed(
-        self, served: ServedModel, raw: RawItem, query: QueryOptions
+        self, served: ServedModel, raw: Upload, query: QueryOptions
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """(embedding float32 [D], the model-frame points that were embedded, receipt) of one shape."""
         if raw.error is not None:
             raise raw.error
-        options = self.inference._options(served.info, query)
-        prepared = await self.inference.parser.prepare(raw, options, nearest=False)
+        options = self.inference.prepare_options(served.info, query)
+        prepared = await self.inference.parser.prepare_one(raw, options)
         if query.auto:
             # The orientation is chosen first, so the points kept for re-embedding are the ones embedded.
-            prepared = await self.inference._orient_by_embed(prepared)
+            prepared = await self.inference.orient_by_embed(prepared)
         out = await self.backend.infer(served, {"points": prepared.points[None]})
         return out["embedding"][0].astype(np.float32), prepared.points, prepared.receipt
 
-    # --- reading request bodies ---
+    # --- items as received (the API layer reads the body; the rules of an item live here) ---
 
-    def _metadata(self, value: Any) -> dict[str, Any] | None:
+    def metadata(self, value: Any) -> dict[str, Any] | None:
         if value is None or value == "":
             return None
         if isinstance(value, str):
             try:
                 value = json.loads(value)
             except ValueError:
-                raise ApiError(422, "invalid_metadata", "metadata must be a JSON object") from None
+                raise ServingError("invalid_metadata", "metadata must be a JSON object") from None
         if not isinstance(value, dict):
-            raise ApiError(422, "invalid_metadata", "metadata must be a JSON object")
+            raise ServingError("invalid_metadata", "metadata must be a JSON object")
         size = len(json.dumps(value).encode())
         if size > self.settings.collection_max_metadata_bytes:
-            raise ApiError(
-                413,
+            raise ServingError(
                 "metadata_too_large",
                 f"metadata is {size} bytes as JSON; at most {self.settings.collection_max_metadata_bytes}",
             )
         return value
 
     @staticmethod
-    def _label(value: Any) -> str | None:
+    def label(value: Any) -> str | None:
         if value is None or value == "":
             return None
         label = str(value).strip()
         if not label or len(label) > MAX_LABEL:
-            raise ApiError(422, "invalid_label", f"a label is 1-{MAX_LABEL} characters")
+            raise ServingError("invalid_label", f"a label is 1-{MAX_LABEL} characters")
         return label
 
-    def _from_json(self, entry: CollectionItemRequest) -> ItemInput:
+    def item_from_json(self, entry: CollectionItemRequest) -> ItemInput:
         item = ItemInput(id=None, label=None, metadata=None)
         try:
             item.id = check_id(entry.id)
-            item.label = self._label(entry.label)
-            item.metadata = self._metadata(entry.metadata)
+            item.label = self.label(entry.label)
+            item.metadata = self.metadata(entry.metadata)
             if (entry.points is None) == (entry.embedding is None):
-                raise ApiError(422, "invalid_item", "give exactly one of points or embedding")
+                raise ServingError("invalid_item", "give exactly one of points or embedding")
             if entry.points is not None:
                 points = np.asarray(entry.points, dtype=np.float32)
                 if points.ndim != 2 or points.shape[1] != 3:
-                    raise ApiError(422, "invalid_points", "points must be [[x, y, z], ...]")
-                item.raw = RawItem(None, points, None)
+                    raise ServingError("invalid_points", "points must be [[x, y, z], ...]")
+                item.raw = Upload(None, points, None)
             else:
                 item.embedding = np.asarray(entry.embedding, dtype=np.float32)
                 if not np.isfinite(item.embedding).all():
-                    raise ApiError(422, "invalid_embedding", "an embedding must be finite")
+                    raise ServingError("invalid_embedding", "an embedding must be finite")
                 item.version = entry.version
-        except ApiError as exc:
+        except ServingError as exc:
             item.error = exc
         return item
 
-    async def _read_items(self, request: Request, query: QueryOptions, batch: bool) -> list[ItemInput]:
-        kind = media_type(request)
-        limit = self.settings.max_batch_items if batch else 1
-        if kind == "application/json" or kind.endswith("+json"):
-            body = await request.body()
-            try:
-                if batch:
-                    entries = CollectionItemsBatchRequest.model_validate_json(body).items
-                    if len(entries) > limit:
-                        raise ApiError(413, "too_many_items", f"at most {limit} items per request")
-                else:
-                    entries = [CollectionItemRequest.model_validate_json(body)]
-            except ValidationError as exc:
-                raise ApiError(422, "validation_error", _validation_message(exc)) from None
-            return [self._from_json(e) for e in entries]
-        if kind != "multipart/form-data":
-            raise ApiError(
-                415, "unsupported_media_type", "send multipart/form-data (file + id, label, metadata) or JSON"
-            )
-        form = await read_form(request, max_files=limit, max_fields=4 + 3 * limit)
+    def item_from_file(
+        self,
+        filename: str | None,
+        data: bytes,
+        given_id: str | None,
+        label: str | None,
+        metadata: str | None,
+        declared_format: str | None,
+    ) -> ItemInput:
+        """One multipart file with its fields (id defaults to the file's stem); a bad field is the item's
+        error, not the request's."""
+        item = ItemInput(id=None, label=None, metadata=None)
         try:
-            declared = form.get("format")
-            declared = declared if isinstance(declared, str) and declared else query.format
-            key = "files" if batch else "file"
-            uploads = [u for u in form.getlist(key) if isinstance(u, UploadFile)]
-            if not uploads:
-                raise ApiError(400, "missing_file", f"send the upload in a multipart field named '{key}'")
-            ids = [str(v) for v in form.getlist("ids" if batch else "id")]
-            labels = [str(v) for v in form.getlist("labels" if batch else "label")]
-            metas = [str(v) for v in form.getlist("metadata")]
-            for values, field in ((ids, "ids"), (labels, "labels"), (metas, "metadata")):
-                if values and len(values) != len(uploads):
-                    raise ApiError(422, "invalid_item", f"give one '{field}' value per file (or none)")
-            items = []
-            for i, upload in enumerate(uploads):
-                item = ItemInput(id=None, label=None, metadata=None)
-                try:
-                    given = ids[i] if ids else id_from_name(upload.filename)
-                    if not given:
-                        raise ApiError(
-                            422, "missing_item_id", f"give an id for {upload.filename or 'the upload'}"
-                        )
-                    item.id = check_id(given)
-                    item.label = self._label(labels[i] if labels else None)
-                    item.metadata = self._metadata(metas[i] if metas else None)
-                    fmt = format_of(upload.filename, declared)
-                    if fmt is None:
-                        raise ApiError(
-                            415,
-                            "unsupported_format",
-                            f"cannot tell the format of {upload.filename!r}: send format=",
-                        )
-                    item.raw = RawItem(upload.filename, await upload.read(), fmt)
-                except ApiError as exc:
-                    item.error = exc
-                items.append(item)
-            return items
-        finally:
-            await form.close()
+            given = given_id if given_id else id_from_name(filename)
+            if not given:
+                raise ServingError("missing_item_id", f"give an id for {filename or 'the upload'}")
+            item.id = check_id(given)
+            item.label = self.label(label)
+            item.metadata = self.metadata(metadata)
+            fmt = format_of(filename, declared_format)
+            if fmt is None:
+                raise ServingError(
+                    "unsupported_format", f"cannot tell the format of {filename!r}: send format="
+                )
+            item.raw = Upload(filename, data, fmt)
+        except ServingError as exc:
+            item.error = exc
+        return item
 
     async def _prepare_item(self, info: CollectionInfo, item: ItemInput, query: QueryOptions) -> NewItem:
         if item.error is not None:
@@ -308,14 +268,13 @@ class CollectionService:
         assert item.id is not None
         if item.embedding is not None:
             if item.version is not None and item.version != info.version:
-                raise ApiError(
-                    409,
+                raise ServingError(
                     "collection_version_mismatch",
                     f"the embedding is from version {item.version}; collection '{info.name}' holds version "
                     f"{info.version}",
                 )
             if item.embedding.shape != (info.dim,):
-                raise ApiError(422, "invalid_embedding", f"an embedding must have {info.dim} values")
+                raise ServingError("invalid_embedding", f"an embedding must have {info.dim} values")
             return NewItem(item.id, item.embedding, item.label, item.metadata)
         assert item.raw is not None
         served = self._served_for(info)
@@ -324,9 +283,11 @@ class CollectionService:
 
     # --- items ---
 
-    async def add(self, request: Request, name: str, query: QueryOptions) -> tuple[ItemAnswer, bool]:
+    async def add(
+        self, name: str, body: Received[list[ItemInput]], query: QueryOptions
+    ) -> tuple[ItemAnswer, bool]:
         info = await self._call(self.store.info, check_name(name))
-        item = (await self._read_items(request, query, batch=False))[0]
+        (item,) = body.get()
         new = await self._prepare_item(info, item, query)
         (created,) = await self._call(self.store.upsert, name, [new], self.settings.collection_max_items)
         return self._answer(info, new, created), created
@@ -342,16 +303,18 @@ class CollectionService:
             receipt=new.receipt,
         )
 
-    async def add_batch(self, request: Request, name: str, query: QueryOptions) -> ItemsBatchResponse:
+    async def add_batch(
+        self, name: str, body: Received[list[ItemInput]], query: QueryOptions
+    ) -> ItemsBatchResponse:
         info = await self._call(self.store.info, check_name(name))
-        items = await self._read_items(request, query, batch=True)
+        items = body.get()
         gate = asyncio.Semaphore(max(1, 2 * self.settings.max_batch_size))
 
-        async def one(item: ItemInput) -> NewItem | ApiError:
+        async def one(item: ItemInput) -> NewItem | ServingError:
             try:
                 async with gate:
                     return await self._prepare_item(info, item, query)
-            except ApiError as exc:
+            except ServingError as exc:
                 return exc
 
         outcomes = list(await asyncio.gather(*(one(item) for item in items)))
@@ -368,7 +331,7 @@ class CollectionService:
                 "id": item.id,
                 "name": item.raw.name if item.raw else None,
             }
-            if isinstance(outcome, ApiError):
+            if isinstance(outcome, ServingError):
                 entry |= {
                     "status": outcome.status,
                     "error": ErrorInfo(code=outcome.code, message=outcome.message, details=outcome.details),
@@ -402,39 +365,37 @@ class CollectionService:
     # --- queries ---
 
     async def _query_embedding(
-        self, request: Request, info: CollectionInfo, query: QueryOptions
+        self, received: Received[CollectionQuery], info: CollectionInfo, query: QueryOptions
     ) -> tuple[np.ndarray, str | None, dict[str, Any] | None]:
         """(embedding, the stored id it came from or None, receipt) of a search/classify query."""
-        kind = media_type(request)
-        if kind == "application/json" or kind.endswith("+json"):
-            try:
-                body = CollectionQueryRequest.model_validate_json(await request.body())
-            except ValidationError as exc:
-                raise ApiError(422, "validation_error", _validation_message(exc)) from None
+        asked = received.get()
+        body = asked.document
+        if body is not None:
             given = [v is not None for v in (body.id, body.points, body.embedding)]
             if sum(given) != 1:
-                raise ApiError(422, "invalid_query", "give exactly one of id, points or embedding")
+                raise ServingError("invalid_query", "give exactly one of id, points or embedding")
             if body.id is not None:
                 record = await self._call(self.store.get, info.name, body.id)
                 return record.embedding, record.id, None
             if body.embedding is not None:
                 embedding = np.asarray(body.embedding, dtype=np.float32)
                 if embedding.shape != (info.dim,) or not np.isfinite(embedding).all():
-                    raise ApiError(
-                        422, "invalid_embedding", f"an embedding must have {info.dim} finite values"
+                    raise ServingError(
+                        "invalid_embedding", f"an embedding must have {info.dim} finite values"
                     )
                 return embedding, None, None
-            raw = RawItem(None, np.asarray(body.points, dtype=np.float32), None)
+            raw = Upload(None, np.asarray(body.points, dtype=np.float32), None)
         else:
-            raw = (await self.inference.parser.read_items(request, batch=False, format=query.format))[0]
+            assert asked.upload is not None
+            raw = asked.upload
         embedding, _, receipt = await self._embed(self._served_for(info), raw, query)
         return embedding, None, receipt
 
     async def search(
-        self, request: Request, name: str, k: int, label: str | None, query: QueryOptions
+        self, name: str, asked: Received[CollectionQuery], k: int, label: str | None, query: QueryOptions
     ) -> SearchResponse:
         info = await self._call(self.store.info, check_name(name))
-        embedding, exclude, receipt = await self._query_embedding(request, info, query)
+        embedding, exclude, receipt = await self._query_embedding(asked, info, query)
         if label is None:
             found = await self._call(self.store.search, name, embedding, k, exclude)
         else:
@@ -454,19 +415,24 @@ class CollectionService:
             return cached
         generation, labels, embeddings = await self._call(self.store.labelled_embeddings, name)
         if not labels:
-            raise ApiError(
-                422, "no_labels", f"collection '{name}' has no labelled items: add items with a label first"
+            raise ServingError(
+                "no_labels", f"collection '{name}' has no labelled items: add items with a label first"
             )
         model = await asyncio.to_thread(fewshot.fit, method, labels, embeddings)
         await self._call(self.store.cache, name, generation, f"fewshot:{method}", model)
         return model
 
     async def classify(
-        self, request: Request, name: str, top_k: int, method: fewshot.Method, query: QueryOptions
+        self,
+        name: str,
+        asked: Received[CollectionQuery],
+        top_k: int,
+        method: fewshot.Method,
+        query: QueryOptions,
     ) -> CollectionClassifyResponse:
         info = await self._call(self.store.info, check_name(name))
         model = await self.classifier(name, method)
-        embedding, _, receipt = await self._query_embedding(request, info, query)
+        embedding, _, receipt = await self._query_embedding(asked, info, query)
         probabilities = model.probabilities(embedding[None])[0]
         order = np.argsort(-probabilities, kind="stable")[:top_k]
         return CollectionClassifyResponse(
@@ -489,8 +455,7 @@ class CollectionService:
         if served.info.version == info.version:
             return self._info(info)
         if _embedding_dim(served) != info.dim:
-            raise ApiError(
-                409,
+            raise ServingError(
                 "dimension_mismatch",
                 f"version {served.info.version} embeds to {_embedding_dim(served)} values",
             )
@@ -499,8 +464,7 @@ class CollectionService:
             rows = await self._call(lambda: list(self.store.iter_points(name)))
             missing = [item_id for _, item_id, points in rows if points is None]
             if missing:
-                raise ApiError(
-                    409,
+                raise ServingError(
                     "cannot_reembed",
                     f"{len(missing)} items were added as embeddings and have no points to re-embed "
                     f"(e.g. {missing[0]!r}): delete them or add them again as shapes",
@@ -540,11 +504,3 @@ def _same_size(chunk: list[tuple[int, str, np.ndarray | None]]) -> bool:
 
 def _embedding_dim(served: ServedModel) -> int:
     return served.info.metadata.embedding_dim or 2048
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"body.{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-    return "; ".join(parts) or "invalid body"

@@ -1,7 +1,7 @@
 """The three tasks on top of a backend: embed, classify, segment (single and batch).
 
-Each request takes one `ServedModel` snapshot, prepares its input(s) in the parse workers with that
-snapshot's point settings, and runs on that snapshot.
+Each request takes one `ServedModel` snapshot, prepares its uploads (read from the body by the API
+layer) in the parse workers with that snapshot's point settings, and runs on that snapshot.
 
 Category prediction for segmentation: there is no 16-way ShapeNetPart classifier, so the part
 segmentation network ranks the categories itself. The points go through it once per category
@@ -22,14 +22,13 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
-from fastapi import Request
 
 from crosspoint.geometry.normalize import up_axis_rotation
 from export.contract import NUM_CATEGORIES
 from export.trust import AUTO_UP_AXES, Trust, TrustError, auto_candidates, choose_up_axis, load_trust
 from server.backends.base import InferenceBackend, ModelInfo, ServedModel
 from server.core.config import Settings
-from server.errors import ApiError
+from server.errors import ServingError
 from server.schemas import (
     BatchResponse,
     ClassifyResponse,
@@ -38,7 +37,7 @@ from server.schemas import (
     Prediction,
     SegmentResponse,
 )
-from server.services.parsing import Prepared, PrepareOptions, RawItem, UploadParser
+from server.services.parsing import Prepared, PrepareOptions, Upload, UploadParser, Uploads
 
 Answer = TypeVar("Answer", EmbedResponse, ClassifyResponse, SegmentResponse)
 T = TypeVar("T")
@@ -82,8 +81,7 @@ def resolve_num_points(info: ModelInfo, requested: int | None, settings: Setting
     if requested is None:
         return min(max(settings.default_num_points or info.num_points, low), high)
     if not low <= requested <= high:
-        raise ApiError(
-            422,
+        raise ServingError(
             "num_points_out_of_range",
             f"num_points must be between {low} and {high} for model '{info.name}' version {info.version}",
         )
@@ -97,8 +95,7 @@ def check_cost(settings: Settings, rows: int, num_points: int, items: int = 1) -
     if cost <= limit:
         return
     what = f"{items} items x " if items > 1 else ""
-    raise ApiError(
-        413,
+    raise ServingError(
         "request_too_costly",
         f"this request needs {what}{rows} model rows x {num_points} points = {cost}, over the per-request "
         f"limit of {limit}; segment without a category costs {NUM_CATEGORIES} rows and up_axis=auto "
@@ -107,7 +104,9 @@ def check_cost(settings: Settings, rows: int, num_points: int, items: int = 1) -
     )
 
 
-async def until_disconnected(request: Request, work: Awaitable[T], poll_s: float = 0.25) -> T:
+async def until_disconnected(
+    client_gone: Callable[[], Awaitable[bool]], work: Awaitable[T], poll_s: float = 0.25
+) -> T:
     """`work`'s result, or, as soon as the client has gone away, `work` cancelled (its parse workers are
     replaced, its queued rows dropped) and 499 (which nobody reads, but the logs and metrics do)."""
     task = asyncio.ensure_future(work)
@@ -116,11 +115,11 @@ async def until_disconnected(request: Request, work: Awaitable[T], poll_s: float
             done, _ = await asyncio.wait({task}, timeout=poll_s)
             if done:
                 return task.result()
-            if await request.is_disconnected():  # the body is read: the next message can only be that
+            if await client_gone():  # the body is read: the next message can only be that
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                raise ApiError(499, "client_closed_request", "the client went away; its work was cancelled")
+                raise ServingError("client_closed_request", "the client went away; its work was cancelled")
     finally:
         if not task.done():
             task.cancel()
@@ -202,8 +201,7 @@ class InferenceService:
         elif confidence is not None:
             scores = -confidence
         else:
-            raise ApiError(
-                422,
+            raise ServingError(
                 "up_axis_auto_unavailable",
                 f"up_axis=auto needs OOD statistics; model '{served.info.name}' version "
                 f"{served.info.version} has none (run `crosspoint calibrate`)",
@@ -213,13 +211,12 @@ class InferenceService:
         per_axis = {axis: float(scores[i]) for i, axis in enumerate(AUTO_UP_AXES)}
         return chosen, oriented_receipt(prepared.receipt, AUTO_UP_AXES[best], per_axis)
 
-    async def _orient_by_embed(self, prepared: Prepared) -> Prepared:
+    async def orient_by_embed(self, prepared: Prepared) -> Prepared:
         """up_axis=auto for segment (no embedding of its own): the embed model picks the orientation."""
         embed = self.backend.model("embed")
         trust = self.trust(embed.info)
         if trust is None:
-            raise ApiError(
-                422,
+            raise ServingError(
                 "up_axis_auto_unavailable",
                 f"up_axis=auto for segment uses the embed model's OOD statistics; version {embed.info.version} "
                 "has none (run `crosspoint calibrate`)",
@@ -235,19 +232,29 @@ class InferenceService:
 
     # --- request plumbing shared by the tasks ---
 
-    def _options(self, info: ModelInfo, query: QueryOptions) -> PrepareOptions:
-        num_points = resolve_num_points(info, query.num_points, self.settings)
+    def prepare_options(
+        self, info: ModelInfo, query: QueryOptions, *, nearest: bool = False
+    ) -> PrepareOptions:
+        """How the parse worker turns an upload into `info`'s input: the query resolved against the model
+        and the gateway's limits (`nearest`: also map the original vertices to sampled points)."""
+        s = self.settings
+        num_points = resolve_num_points(info, query.num_points, s)
         return PrepareOptions(
             num_points=num_points,
             # auto: prepare in the input's own frame; the 6 candidate turns are applied to those points.
             up_axis="y" if query.auto else query.up_axis,
             seed=query.seed,
-            min_points=min(num_points, max(info.min_points, self.settings.min_num_points or 0)),
+            min_points=min(num_points, max(info.min_points, s.min_num_points or 0)),
+            nearest=nearest,
+            max_vertex_labels=s.max_vertex_labels,
+            max_bytes=s.max_body_bytes,
+            max_vertices=s.max_input_points,
+            max_faces=s.max_input_faces,
         )
 
     async def _single(
         self,
-        request: Request,
+        uploads: Uploads,
         model: str,
         query: QueryOptions,
         run: Callable[[ServedModel, Prepared], Awaitable[Answer]],
@@ -256,23 +263,22 @@ class InferenceService:
         rows: int = 1,
     ) -> Answer:
         served = self.backend.model(model)
-        options = self._options(served.info, query)
+        options = self.prepare_options(served.info, query, nearest=nearest)
         if check is not None:
             check(served.info)
         check_cost(self.settings, rows, options.num_points)
-        item = (await self.parser.read_items(request, batch=False, format=query.format))[0]
-        if item.error is not None:
-            raise item.error
+        (upload,) = uploads.get()
+        if upload.error is not None:
+            raise upload.error
 
         async def work() -> Answer:
-            prepared = await self.parser.prepare(item, options, nearest=nearest)
-            return await run(served, prepared)
+            return await run(served, await self.parser.prepare_one(upload, options))
 
-        return await until_disconnected(request, work())
+        return await until_disconnected(uploads.client_gone, work())
 
     async def _batch(
         self,
-        request: Request,
+        uploads: Uploads,
         model: str,
         query: QueryOptions,
         run: Callable[[ServedModel, Prepared], Awaitable[Answer]],
@@ -282,30 +288,43 @@ class InferenceService:
         check: Callable[[ModelInfo], object] | None = None,
     ) -> BatchResponse[Answer]:
         served = self.backend.model(model)
-        options = self._options(served.info, query)
+        options = self.prepare_options(served.info, query, nearest=nearest)
         if check is not None:
             check(served.info)
         check_cost(self.settings, rows_per_item, options.num_points)
-        items = await self.parser.read_items(request, batch=True, format=query.format)
+        items = uploads.get()
         check_cost(self.settings, rows_per_item, options.num_points, len(items))
         # Bounded in-flight rows per request: the micro-batcher stays full without one request flooding it.
         gate = asyncio.Semaphore(max(1, 2 * self.settings.max_batch_size // rows_per_item))
 
-        async def one(index: int, item: RawItem) -> dict[str, Any]:
-            name = item.name
+        async def answer(name: str | None, outcome: Prepared | ServingError) -> dict[str, Any]:
             try:
-                if item.error is not None:
-                    raise item.error
-                prepared = await self.parser.prepare(item, options, nearest=nearest)
+                if isinstance(outcome, ServingError):
+                    raise outcome
                 async with gate:
-                    answer = await run(served, prepared)
-            except ApiError as exc:
+                    result = await run(served, outcome)
+            except ServingError as exc:
                 error = ErrorInfo(code=exc.code, message=exc.message, details=exc.details)
-                return {"index": index, "name": name, "status": exc.status, "error": error}
-            return {"index": index, "name": name, "status": 200, "result": answer}
+                return {"name": name, "status": exc.status, "error": error}
+            return {"name": name, "status": 200, "result": result}
 
-        work = asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
-        results = list(await until_disconnected(request, work))
+        async def one(upload: Upload) -> list[dict[str, Any]]:
+            try:
+                outcomes = await self.parser.prepare(upload, options)
+            except ServingError as exc:
+                if upload.document is not None:
+                    raise  # the JSON body itself is unusable: it is the whole request
+                outcomes = [exc]
+            if upload.document is not None:
+                # A JSON batch body is one upload of many shapes, counted once the worker has read it.
+                check_cost(self.settings, rows_per_item, options.num_points, len(outcomes))
+            return list(await asyncio.gather(*(answer(upload.name, o) for o in outcomes)))
+
+        async def work() -> list[dict[str, Any]]:
+            answers = await asyncio.gather(*(one(upload) for upload in items))
+            return [{"index": i, **entry} for i, entry in enumerate(e for group in answers for e in group)]
+
+        results = await until_disconnected(uploads.client_gone, work())
         return response_type.model_validate(
             {"items": results, "model": served.info.name, "version": served.info.version}
         )
@@ -332,14 +351,14 @@ class InferenceService:
             **ood,
         )
 
-    async def embed(self, request: Request, query: EmbedOptions) -> EmbedResponse:
+    async def embed(self, uploads: Uploads, query: EmbedOptions) -> EmbedResponse:
         return await self._single(
-            request, "embed", query, lambda s, p: self._embed(s, p, query), rows=self._oriented_rows(query)
+            uploads, "embed", query, lambda s, p: self._embed(s, p, query), rows=self._oriented_rows(query)
         )
 
-    async def embed_batch(self, request: Request, query: EmbedOptions) -> BatchResponse[EmbedResponse]:
+    async def embed_batch(self, uploads: Uploads, query: EmbedOptions) -> BatchResponse[EmbedResponse]:
         return await self._batch(
-            request,
+            uploads,
             "embed",
             query,
             lambda s, p: self._embed(s, p, query),
@@ -374,9 +393,9 @@ class InferenceService:
             **_ood_fields(trust, out["embedding"]),
         )
 
-    async def classify(self, request: Request, query: ClassifyOptions) -> ClassifyResponse:
+    async def classify(self, uploads: Uploads, query: ClassifyOptions) -> ClassifyResponse:
         return await self._single(
-            request,
+            uploads,
             "classify",
             query,
             lambda s, p: self._classify(s, p, query),
@@ -384,10 +403,10 @@ class InferenceService:
         )
 
     async def classify_batch(
-        self, request: Request, query: ClassifyOptions
+        self, uploads: Uploads, query: ClassifyOptions
     ) -> BatchResponse[ClassifyResponse]:
         return await self._batch(
-            request,
+            uploads,
             "classify",
             query,
             lambda s, p: self._classify(s, p, query),
@@ -403,8 +422,7 @@ class InferenceService:
         for i, name in enumerate(names):
             if name.lower() == wanted:
                 return i
-        raise ApiError(
-            422,
+        raise ServingError(
             "unknown_category",
             f"unknown category {category!r}; known: {', '.join(names)}",
             details={"known": names},
@@ -414,7 +432,7 @@ class InferenceService:
         self, served: ServedModel, prepared: Prepared, query: SegmentOptions
     ) -> SegmentResponse:
         if query.auto:
-            prepared = await self._orient_by_embed(prepared)
+            prepared = await self.orient_by_embed(prepared)
         info = served.info
         categories = info.names("category_names")
         parts_by_category = info.category_parts
@@ -440,7 +458,7 @@ class InferenceService:
             scores = {name: float(ranking[i]) for i, name in enumerate(categories)}
         ids = parts[chosen]
         if not ids:
-            raise ApiError(500, "internal_error", f"model metadata lists no parts for {categories[chosen]}")
+            raise ServingError("internal_error", f"model metadata lists no parts for {categories[chosen]}")
         point_labels = np.argmax(logits[:, ids], axis=-1)
         vertex_labels: list[int] | None = None
         if prepared.nearest is not None and query.include_vertex_labels:
@@ -470,9 +488,9 @@ class InferenceService:
             return None
         return lambda info: self._category_index(info, category)
 
-    async def segment(self, request: Request, query: SegmentOptions) -> SegmentResponse:
+    async def segment(self, uploads: Uploads, query: SegmentOptions) -> SegmentResponse:
         return await self._single(
-            request,
+            uploads,
             "segment",
             query,
             lambda s, p: self._segment(s, p, query),
@@ -481,9 +499,9 @@ class InferenceService:
             rows=self._segment_rows(query),
         )
 
-    async def segment_batch(self, request: Request, query: SegmentOptions) -> BatchResponse[SegmentResponse]:
+    async def segment_batch(self, uploads: Uploads, query: SegmentOptions) -> BatchResponse[SegmentResponse]:
         return await self._batch(
-            request,
+            uploads,
             "segment",
             query,
             lambda s, p: self._segment(s, p, query),

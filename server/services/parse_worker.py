@@ -15,6 +15,7 @@ import os
 import resource
 import signal
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,27 +54,45 @@ def _error(code: str, message: str) -> Result:
     return {"ok": False, "code": code, "message": message}, {}
 
 
-def decode_points_json(body: bytes, batch: bool, max_items: int) -> Result:
-    """`{"points": [[x,y,z],...]}` or `{"items": [{"points": ...}, ...]}` -> float64 arrays, per-item errors."""
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How an upload becomes the model's input (resolved against the model's metadata and the limits);
+    it crosses the pipe whole (`asdict` in the frame's header)."""
+
+    num_points: int
+    up_axis: str
+    seed: int
+    min_points: int  # fewer distinct points than this is refused (the model's kNN needs >= k)
+    nearest: bool  # also index each original vertex's nearest sampled point (segment's vertex labels)
+    max_vertex_labels: int  # above this many original vertices, no such index
+    max_bytes: int
+    max_vertices: int
+    max_faces: int
+
+
+def decode_points_json(body: bytes, batch: bool, max_items: int) -> list[np.ndarray | dict[str, Any]]:
+    """`{"points": [[x,y,z],...]}` or `{"items": [{"points": ...}, ...]}` -> a float64 array or an error
+    entry per item; a body that is not such a document raises `_BodyError`."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        return _error("invalid_json", f"the body is not valid JSON: {exc}")
+        raise _BodyError("invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        return _error("invalid_request", "the JSON body must be an object")
+        raise _BodyError("invalid_request", "the JSON body must be an object")
     if batch:
         items = document.get("items")
         if not isinstance(items, list):
-            return _error("invalid_request", 'a batch body is {"items": [{"points": [[x, y, z], ...]}, ...]}')
+            raise _BodyError(
+                "invalid_request", 'a batch body is {"items": [{"points": [[x, y, z], ...]}, ...]}'
+            )
         if len(items) > max_items:
-            return _error("too_many_items", f"{len(items)} items in one batch; the limit is {max_items}")
+            raise _BodyError("too_many_items", f"{len(items)} items in one batch; the limit is {max_items}")
         if not items:
-            return _error("invalid_request", "the batch holds no items")
+            raise _BodyError("invalid_request", "the batch holds no items")
     else:
         items = [document]
-    results: list[dict[str, Any]] = []
-    buffers: dict[str, Buffer] = {}
-    for index, item in enumerate(items):
+    results: list[np.ndarray | dict[str, Any]] = []
+    for item in items:
         points = item.get("points") if isinstance(item, dict) else None
         if points is None:
             results.append(
@@ -81,12 +100,18 @@ def decode_points_json(body: bytes, batch: bool, max_items: int) -> Result:
             )
             continue
         array, problem = _points_array(points)
-        if array is None:
-            results.append({"ok": False, "code": "invalid_points", "message": problem})
-            continue
-        buffers[f"item{index}"] = array
-        results.append({"ok": True})
-    return {"ok": True, "items": results}, buffers
+        results.append(
+            array if array is not None else {"ok": False, "code": "invalid_points", "message": problem}
+        )
+    return results
+
+
+class _BodyError(Exception):
+    """A JSON body that is not a points document at all (the whole request is refused)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _points_array(points: Any) -> tuple[np.ndarray | None, str]:
@@ -105,35 +130,69 @@ def _points_array(points: Any) -> tuple[np.ndarray | None, str]:
     return np.ascontiguousarray(array, dtype=np.float64), ""
 
 
-def prepare_source(header: dict[str, Any], buffers: dict[str, Buffer]) -> Result:
-    """Load + prepare one upload; with `nearest`, also index each original vertex's nearest sampled point."""
-    from crosspoint import geometry
-
+def prepare_upload(header: dict[str, Any], buffers: dict[str, Buffer]) -> Result:
+    """One upload -> every shape it holds, prepared: a file or an array is one shape; a JSON points body
+    (`document` "shape" or "batch") is decoded here first. Each shape answers on its own: an entry in
+    `items` (receipt, vertex_count; or code, message) and buffers `points{i}` (+ `nearest{i}`)."""
+    options = PrepareOptions(**header["options"])
     source = buffers.get("source")
     if source is None:
         return _error("invalid_request", "no source")
+    document = header.get("document")
+    shapes: list[Buffer | dict[str, Any]] = [source]
+    if document is not None:
+        if not isinstance(source, bytes):
+            return _error("invalid_request", "a JSON document arrives as bytes")
+        try:
+            shapes = list(decode_points_json(source, document == "batch", int(header.get("max_items", 1))))
+        except _BodyError as exc:
+            return _error(exc.code, str(exc))
+    entries: list[dict[str, Any]] = []
+    out: dict[str, Buffer] = {}
+    retire = False
+    for index, shape in enumerate(shapes):
+        if isinstance(shape, dict):
+            entries.append(shape)
+            continue
+        try:
+            entry, arrays = prepare_source(shape, header.get("format"), options)
+        except Exception as exc:  # MemoryError, RecursionError and the readers' errors: this shape's fault
+            entry, arrays = _failure(exc), {}
+            retire = retire or bool(entry.pop("retire", False))
+        entries.append(entry)
+        out.update({f"{name}{index}": value for name, value in arrays.items()})
+    meta: dict[str, Any] = {"ok": True, "items": entries}
+    if retire:
+        meta["retire"] = True
+    return meta, out
+
+
+def prepare_source(
+    source: Buffer, format: str | None, options: PrepareOptions
+) -> tuple[dict[str, Any], dict[str, Buffer]]:
+    """Load + prepare one shape; with `nearest`, also index each original vertex's nearest sampled point."""
+    from crosspoint import geometry
+
     limits = geometry.Limits(
-        max_bytes=int(header["max_bytes"]),
-        max_vertices=int(header["max_vertices"]),
-        max_faces=int(header["max_faces"]),
+        max_bytes=options.max_bytes, max_vertices=options.max_vertices, max_faces=options.max_faces
     )
     if isinstance(source, bytes):
-        shape = geometry.load(source, format=header.get("format"), limits=limits)
+        shape = geometry.load(source, format=format, limits=limits)
     else:
         shape = geometry.load(source, limits=limits)
     points, receipt = geometry.prepare(
         shape,
-        num_points=int(header["num_points"]),
-        up_axis=str(header["up_axis"]),
-        seed=int(header["seed"]),
-        min_points=int(header["min_points"]),
+        num_points=options.num_points,
+        up_axis=options.up_axis,
+        seed=options.seed,
+        min_points=options.min_points,
     )
     out: dict[str, Buffer] = {"points": np.ascontiguousarray(points, dtype=np.float32)}
     meta: dict[str, Any] = {"ok": True, "receipt": receipt.to_dict(), "vertex_count": int(shape.num_vertices)}
-    if header.get("nearest"):
+    if options.nearest:
         # Arrays: one label per input row (-1 for a non-finite row). Files: per finite vertex, in file order.
         originals = source if isinstance(source, np.ndarray) else shape.vertices
-        if originals.shape[0] <= int(header["max_vertex_labels"]):
+        if originals.shape[0] <= options.max_vertex_labels:
             with np.errstate(invalid="ignore", over="ignore"):
                 mapped = geometry.to_model_frame(originals, receipt)
             out["nearest"] = nearest_sampled(np.asarray(points), mapped)
@@ -153,34 +212,36 @@ def nearest_sampled(points: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     return nearest
 
 
-def handle(header: dict[str, Any], buffers: dict[str, Buffer]) -> Result:
+def _failure(exc: Exception) -> dict[str, Any]:
+    """The error entry for an exception raised while reading untrusted input (`retire`: replace the worker)."""
     from crosspoint.geometry import GeometryError
 
+    if isinstance(exc, GeometryError):
+        return {"ok": False, "code": exc.code, "message": str(exc)}
+    if isinstance(exc, MemoryError):
+        message = "parsing this input needed more memory than the limit allows"
+        return {"ok": False, "code": "memory_limit_exceeded", "message": message, "retire": True}
+    if isinstance(exc, RecursionError):
+        return {"ok": False, "code": "parse_error", "message": "the input is nested too deeply to parse"}
+    # a reader failing in an unforeseen way on bad input: the input's fault
+    sys.stderr.write(f"parse worker: {type(exc).__name__}: {exc}\n")
+    return {
+        "ok": False,
+        "code": "parse_failed",
+        "message": f"the input could not be parsed ({type(exc).__name__})",
+    }
+
+
+def handle(header: dict[str, Any], buffers: dict[str, Buffer]) -> Result:
     op = header.get("op")
     try:
-        if op == "decode_json":
-            body = buffers.get("body")
-            if not isinstance(body, bytes):
-                return _error("invalid_request", "no body")
-            return decode_points_json(body, bool(header.get("batch")), int(header.get("max_items", 1)))
         if op == "prepare":
-            return prepare_source(header, buffers)
+            return prepare_upload(header, buffers)
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}, {}
         return _error("invalid_request", f"unknown operation {op!r}")
-    except GeometryError as exc:
-        return _error(exc.code, str(exc))
-    except MemoryError:
-        meta, out = _error(
-            "memory_limit_exceeded", "parsing this input needed more memory than the limit allows"
-        )
-        meta["retire"] = True
-        return meta, out
-    except RecursionError:
-        return _error("parse_error", "the input is nested too deeply to parse")
-    except Exception as exc:  # a reader failing in an unforeseen way on bad input: the input's fault
-        sys.stderr.write(f"parse worker: {type(exc).__name__}: {exc}\n")
-        return _error("parse_failed", f"the input could not be parsed ({type(exc).__name__})")
+    except Exception as exc:
+        return _failure(exc), {}
 
 
 def _read_exact(fd: int, n: int) -> bytes:

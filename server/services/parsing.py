@@ -1,63 +1,81 @@
-"""From an HTTP request to model-ready points: read the body, then parse + prepare in a worker.
+"""From uploads to model-ready points: one trip to a parse worker per upload.
 
-Inputs (the contract): a multipart field `file` (batch: repeated `files`), format from the file
-name's extension or a `format` field; a JSON body `{"points": [[x, y, z], ...]}` (batch:
-`{"items": [...]}`); or a raw body (`application/x-npy`, or `application/octet-stream` with
-`?format=`). Everything that interprets the bytes, JSON included, runs in the sandboxed worker.
+The API layer (`server/api/uploads.py`) reads a request body into `Upload`s: a file's bytes with its
+format, an array of points, or a JSON points body. Everything that interprets the bytes, JSON included,
+runs in the sandboxed worker, which loads, prepares and answers every shape of the upload in that one trip.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
-from fastapi import Request
-from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.core.config import Settings
-from server.errors import GEOMETRY_STATUS, ApiError
+from server.errors import ServingError
+from server.services.parse_worker import PrepareOptions
 from server.services.wire import Buffer
 from server.services.workers import ParsePool, PoolBusy, PoolClosed, WorkerFailure
 
+__all__ = [
+    "PrepareOptions",
+    "Prepared",
+    "Received",
+    "Upload",
+    "UploadParser",
+    "Uploads",
+    "format_of",
+    "unknown_format",
+]
+
 logger = logging.getLogger(__name__)
-
-_WORKER_STATUS = {
-    "invalid_json": 400,
-    "invalid_request": 422,
-    "invalid_points": 422,
-    "too_many_items": 413,
-    "memory_limit_exceeded": 413,
-    "parse_failed": 422,
-}
-_NPY_TYPES = {"application/x-npy", "application/npy"}
-
-
-@dataclass(frozen=True)
-class PrepareOptions:
-    """How to turn an upload into the model's input (resolved against the model's metadata)."""
-
-    num_points: int
-    up_axis: str
-    seed: int
-    min_points: int  # fewer distinct points than this is refused (the model's kNN needs >= k)
+T = TypeVar("T")
 
 
 @dataclass
-class RawItem:
-    """One input as received: bytes of a file (with its format) or an array of points, or why not."""
+class Upload:
+    """One thing the parse worker reads in one trip: a file's bytes (with its format), an array of points,
+    or a JSON points body (`document`: "shape" `{"points"}`, or "batch" `{"items": [...]}`, a shape each)."""
 
     name: str | None
     source: bytes | np.ndarray
     format: str | None
-    error: ApiError | None = None  # this input is unusable (the others of a batch still run)
+    document: Literal["shape", "batch"] | None = None
+    error: ServingError | None = None  # this upload is unusable (the others of a batch still run)
 
     @classmethod
-    def failed(cls, name: str | None, error: ApiError) -> RawItem:
-        return cls(name, b"", None, error)
+    def failed(cls, name: str | None, error: ServingError) -> Upload:
+        return cls(name, b"", None, error=error)
+
+
+@dataclass
+class Received(Generic[T]):
+    """What the API layer read from a request body, or why it could not. That error is raised where the
+    service first needs the body (after its checks of the model, options and collection), so a request
+    with two faults is refused for the same one, however early the body was read."""
+
+    value: T
+    error: ServingError | None = None
+
+    def get(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+async def _never_gone() -> bool:
+    return False
+
+
+@dataclass
+class Uploads(Received[list[Upload]]):
+    """The uploads of one inference request; `client_gone` tells when its client has disconnected."""
+
+    client_gone: Callable[[], Awaitable[bool]] = _never_gone
 
 
 @dataclass
@@ -69,21 +87,6 @@ class Prepared:
     nearest: np.ndarray | None  # int32 [V]: nearest sampled point of each original vertex (-1: none)
 
 
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def read_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
-    """The multipart body within these counts; too many files -> 413, an unreadable body -> 400."""
-    try:
-        return await request.form(max_files=max_files, max_fields=max_fields, max_part_size=64 * 1024)
-    except StarletteHTTPException as exc:
-        message = str(exc.detail)
-        if "Too many files" in message:
-            raise ApiError(413, "too_many_items", f"at most {max_files} files per request") from None
-        raise ApiError(400, "invalid_multipart", f"the multipart body could not be read: {message}") from None
-
-
 def format_of(name: str | None, declared: str | None) -> str | None:
     if declared:
         return declared.strip().lstrip(".").lower() or None
@@ -93,162 +96,111 @@ def format_of(name: str | None, declared: str | None) -> str | None:
     return None
 
 
-def _unknown_format(name: str | None) -> ApiError:
+def unknown_format(name: str | None) -> ServingError:
     what = f"'{name}'" if name else "the upload"
-    return ApiError(
-        415,
+    return ServingError(
         "unsupported_format",
         f"cannot tell the format of {what}: name the file with its extension or send format=",
     )
 
 
 class UploadParser:
-    """Reads request bodies into items and prepares them on the worker pool."""
+    """Prepares uploads on the worker pool."""
 
     def __init__(self, pool: ParsePool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
 
-    async def read_items(self, request: Request, *, batch: bool, format: str | None) -> list[RawItem]:
-        kind = media_type(request)
-        if kind == "multipart/form-data":
-            return await self._read_multipart(request, batch=batch, format=format)
-        if kind == "application/json" or kind.endswith("+json"):
-            return await self._read_json(await request.body(), batch=batch)
-        if kind in _NPY_TYPES or kind == "application/octet-stream":
-            if batch:
-                raise ApiError(
-                    415, "unsupported_media_type", "batch bodies are multipart `files` or JSON `items`"
-                )
-            fmt = "npy" if kind in _NPY_TYPES else format_of(None, format)
-            body = await request.body()
-            if fmt is None:
-                raise ApiError(
-                    415,
-                    "unsupported_format",
-                    "an application/octet-stream body needs ?format= (e.g. npy, ply)",
-                )
-            return [RawItem(None, body, fmt)]
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"unsupported Content-Type {kind or '(none)'!r}: send multipart/form-data, application/json "
-            "or application/x-npy",
-        )
-
-    async def _read_multipart(self, request: Request, *, batch: bool, format: str | None) -> list[RawItem]:
-        limit = self._settings.max_batch_items if batch else 1
-        form = await read_form(request, max_files=limit, max_fields=8)
-        try:
-            declared = form.get("format")
-            declared = declared if isinstance(declared, str) and declared else format
-            names = ("files", "file") if batch else ("file",)
-            uploads = [u for key in names for u in form.getlist(key) if isinstance(u, UploadFile)]
-            if not uploads:
-                field = "files" if batch else "file"
-                raise ApiError(400, "missing_file", f"send the upload in a multipart field named '{field}'")
-            items: list[RawItem] = []
-            for upload in uploads:
-                fmt = format_of(upload.filename, declared)
-                if fmt is None:
-                    items.append(RawItem.failed(upload.filename, _unknown_format(upload.filename)))
-                else:
-                    items.append(RawItem(upload.filename, await upload.read(), fmt))
-            return items
-        finally:
-            await form.close()
-
-    async def _read_json(self, body: bytes, *, batch: bool) -> list[RawItem]:
-        header = {"op": "decode_json", "batch": batch, "max_items": self._settings.max_batch_items}
-        meta, buffers = await self._run(header, {"body": body})
-        items: list[RawItem] = []
-        for index, entry in enumerate(meta.get("items", [])):
-            array = buffers.get(f"item{index}")
-            if entry.get("ok") and isinstance(array, np.ndarray):
-                items.append(RawItem(None, array, None))
-            else:
-                items.append(RawItem.failed(None, self._worker_error(entry)))
-        return items
-
-    async def prepare(self, item: RawItem, options: PrepareOptions, *, nearest: bool) -> Prepared:
+    async def prepare(self, upload: Upload, options: PrepareOptions) -> list[Prepared | ServingError]:
+        """Every shape of `upload` (one; a JSON batch body's items), each prepared or why not. A failure of
+        the whole upload (unreadable, a worker lost, the pool full) is raised."""
+        if upload.error is not None:
+            return [upload.error]
         s = self._settings
         header = {
             "op": "prepare",
-            "format": item.format,
-            "num_points": options.num_points,
-            "up_axis": options.up_axis,
-            "seed": options.seed,
-            "min_points": options.min_points,
-            "nearest": nearest,
-            "max_vertex_labels": s.max_vertex_labels,
-            "max_bytes": s.max_body_bytes,
-            "max_vertices": s.max_input_points,
-            "max_faces": s.max_input_faces,
+            "format": upload.format,
+            "document": upload.document,
+            "max_items": s.max_batch_items,
+            "options": asdict(options),
         }
-        meta, buffers = await self._run(header, {"source": item.source})
-        points = buffers.get("points")
-        near = buffers.get("nearest")
+        # A JSON batch body's shapes are prepared in one trip: each keeps the time a file upload gets.
+        timeout = s.parse_timeout_s * (s.max_batch_items if upload.document == "batch" else 1)
+        meta, buffers = await self._run(header, {"source": upload.source}, timeout)
+        entries = meta.get("items")
+        if not isinstance(entries, list):
+            raise ServingError("internal_error", "the parse worker returned no items")
+        return [self._prepared(upload.name, entry, i, buffers, options) for i, entry in enumerate(entries)]
+
+    async def prepare_one(self, upload: Upload, options: PrepareOptions) -> Prepared:
+        """The one shape of a single-shape upload; its failure is raised."""
+        outcomes = await self.prepare(upload, options)
+        if len(outcomes) != 1:
+            raise ServingError("internal_error", "the parse worker returned more than one shape")
+        if isinstance(outcomes[0], ServingError):
+            raise outcomes[0]
+        return outcomes[0]
+
+    @staticmethod
+    def _prepared(
+        name: str | None, entry: Any, index: int, buffers: dict[str, Buffer], options: PrepareOptions
+    ) -> Prepared | ServingError:
+        if not isinstance(entry, dict) or not entry.get("ok"):
+            return _worker_error(entry if isinstance(entry, dict) else {})
+        points = buffers.get(f"points{index}")
+        near = buffers.get(f"nearest{index}")
         if (
             not isinstance(points, np.ndarray)
             or points.ndim != 2
             or points.shape[1] != 3
             or not options.min_points <= points.shape[0] <= options.num_points
         ):
-            raise ApiError(500, "internal_error", "the parse worker returned points of the wrong shape")
-        vertex_count = int(meta.get("vertex_count", 0))
+            return ServingError("internal_error", "the parse worker returned points of the wrong shape")
+        vertex_count = int(entry.get("vertex_count", 0))
         if isinstance(near, np.ndarray) and (
             near.shape != (vertex_count,) or int(near.max(initial=-1)) >= len(points)
         ):
-            raise ApiError(500, "internal_error", "the parse worker returned a bad vertex mapping")
+            return ServingError("internal_error", "the parse worker returned a bad vertex mapping")
         return Prepared(
-            name=item.name,
+            name=name,
             points=points.astype(np.float32, copy=False),
-            receipt=dict(meta.get("receipt") or {}),
+            receipt=dict(entry.get("receipt") or {}),
             vertex_count=vertex_count,
             nearest=near if isinstance(near, np.ndarray) else None,
         )
 
     async def _run(
-        self, header: dict[str, Any], buffers: dict[str, Buffer]
+        self, header: dict[str, Any], buffers: dict[str, Buffer], timeout: float
     ) -> tuple[dict[str, Any], dict[str, Buffer]]:
-        s = self._settings
+        retry_after = self._settings.retry_after_s
         try:
-            meta, out = await self._pool.run(header, buffers, s.parse_timeout_s)
+            meta, out = await self._pool.run(header, buffers, timeout)
         except PoolBusy:
-            raise ApiError(
-                503,
-                "overloaded",
-                "too many uploads are waiting to be parsed",
-                headers={"Retry-After": str(s.retry_after_s)},
+            raise ServingError(
+                "overloaded", "too many uploads are waiting to be parsed", retry_after=retry_after
             ) from None
         except PoolClosed:
-            raise ApiError(503, "shutting_down", "the server is shutting down") from None
+            raise ServingError("shutting_down", "the server is shutting down") from None
         except WorkerFailure as exc:
             if exc.reason == "unavailable":
                 logger.error("parse pool: %s", exc)
-                raise ApiError(
-                    503, "parse_unavailable", str(exc), headers={"Retry-After": str(s.retry_after_s)}
-                ) from None
+                raise ServingError("parse_unavailable", str(exc), retry_after=retry_after) from None
             if exc.reason == "memory":
-                raise ApiError(413, "memory_limit_exceeded", str(exc)) from None
+                raise ServingError("memory_limit_exceeded", str(exc)) from None
             if exc.reason == "timeout":
                 logger.warning("parse worker failure: parse_timeout (%s)", exc)
-                raise ApiError(422, "parse_timeout", f"{exc}; the worker was replaced") from None
+                raise ServingError("parse_timeout", f"{exc}; the worker was replaced") from None
             # A worker killed or broken from outside (OOM killer, a crash) says nothing about the input:
             # the client may retry, and the replacement worker is starting.
             logger.warning("parse worker failure: parse_crashed (%s)", exc)
-            raise ApiError(
-                503,
-                "parse_crashed",
-                f"{exc}; the worker was replaced, try again",
-                headers={"Retry-After": str(s.retry_after_s)},
+            raise ServingError(
+                "parse_crashed", f"{exc}; the worker was replaced, try again", retry_after=retry_after
             ) from None
         if not meta.get("ok"):
-            raise self._worker_error(meta)
+            raise _worker_error(meta)
         return meta, out
 
-    @staticmethod
-    def _worker_error(entry: dict[str, Any]) -> ApiError:
-        code = str(entry.get("code") or "parse_failed")
-        status = GEOMETRY_STATUS.get(code) or _WORKER_STATUS.get(code, 422)
-        return ApiError(status, code, str(entry.get("message") or "the input could not be parsed"))
+
+def _worker_error(entry: dict[str, Any]) -> ServingError:
+    code = str(entry.get("code") or "parse_failed")
+    return ServingError(code, str(entry.get("message") or "the input could not be parsed"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from server.api.deps import CollectionsDep, CommonOptions, SettingsDep
+from server.api.uploads import BatchItems, OneItem, QueryBody
 from server.errors import ApiError
 from server.schemas import (
     CollectionClassifyResponse,
@@ -162,11 +163,11 @@ async def delete_collection(name: str, collections: CollectionsDep) -> Response:
     "/{name}/items", status_code=201, response_model=ItemAnswer, responses=_ERRORS, openapi_extra=_ITEM_BODY
 )
 async def add_item(
-    name: str, request: Request, response: Response, collections: CollectionsDep, options: CommonOptions
+    name: str, items: OneItem, response: Response, collections: CollectionsDep, options: CommonOptions
 ) -> ItemAnswer:
     """Add a shape (multipart `file` + `id`, `label`, `metadata`; or JSON points/embedding). 201 added, 200
     replaced (same id). Answered once the item is durably stored."""
-    answer, created = await collections.add(request, name, options)
+    answer, created = await collections.add(name, items, options)
     response.status_code = 201 if created else 200
     return answer
 
@@ -175,10 +176,10 @@ async def add_item(
     "/{name}/items:batch", response_model=ItemsBatchResponse, responses=_ERRORS, openapi_extra=_BATCH_BODY
 )
 async def add_items(
-    name: str, request: Request, collections: CollectionsDep, options: CommonOptions
+    name: str, items: BatchItems, collections: CollectionsDep, options: CommonOptions
 ) -> ItemsBatchResponse:
     """Add many shapes; a bad one gets its own error, the others are stored together."""
-    return await collections.add_batch(request, name, options)
+    return await collections.add_batch(name, items, options)
 
 
 @router.get("/{name}/items/{item_id}", response_model=ItemDetail, responses=_ERRORS)
@@ -200,7 +201,7 @@ async def delete_item(name: str, item_id: str, collections: CollectionsDep) -> R
 @router.post("/{name}/search", response_model=SearchResponse, responses=_ERRORS, openapi_extra=_QUERY_BODY)
 async def search(
     name: str,
-    request: Request,
+    asked: QueryBody,
     collections: CollectionsDep,
     options: CommonOptions,
     settings: SettingsDep,
@@ -211,7 +212,7 @@ async def search(
     stored item's id)."""
     if k > settings.collection_max_k:
         raise ApiError(422, "validation_error", f"query.k: must be at most {settings.collection_max_k}")
-    return await collections.search(request, name, k, label, options)
+    return await collections.search(name, asked, k, label, options)
 
 
 @router.post(
@@ -222,7 +223,7 @@ async def search(
 )
 async def classify(
     name: str,
-    request: Request,
+    asked: QueryBody,
     collections: CollectionsDep,
     options: CommonOptions,
     settings: SettingsDep,
@@ -235,7 +236,7 @@ async def classify(
     """Few-shot classification over the labels present in the collection."""
     if top_k > settings.max_top_k:
         raise ApiError(422, "validation_error", f"query.top_k: must be at most {settings.max_top_k}")
-    return await collections.classify(request, name, top_k, method, options)
+    return await collections.classify(name, asked, top_k, method, options)
 
 
 @router.post("/{name}:reembed", response_model=CollectionInfoResponse, responses=_ERRORS)

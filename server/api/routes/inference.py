@@ -1,20 +1,20 @@
-"""POST /v1/embed, /v1/classify, /v1/segment and their `:batch` forms (thin: the service does the work)."""
+"""POST /v1/embed, /v1/classify, /v1/segment and their `:batch` forms: the body is read by the upload
+dependency (server/api/uploads.py), the service does the work."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from server.api.deps import ClassifyOptionsDep, EmbedOptionsDep, SegmentOptionsDep, ServiceDep
+from server.api.uploads import BatchUploads, OneUpload, upload_body
 from server.schemas import BatchResponse, ClassifyResponse, EmbedResponse, ErrorResponse, SegmentResponse
 
 router = APIRouter(prefix="/v1", tags=["inference"])
+F = TypeVar("F", bound=Callable[..., Any])
 
-_POINTS = {
-    "type": "array",
-    "items": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
-}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
@@ -28,94 +28,50 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _body(batch: bool) -> dict[str, Any]:
-    """OpenAPI for the request body, which the route reads itself (its bytes go to the parse worker)."""
-    points = {"type": "object", "required": ["points"], "properties": {"points": _POINTS}}
-    if batch:
-        json_schema: dict[str, Any] = {
-            "type": "object",
-            "required": ["items"],
-            "properties": {"items": {"type": "array", "items": points}},
-        }
-        multipart = {
-            "type": "object",
-            "required": ["files"],
-            "properties": {
-                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                "format": {
-                    "type": "string",
-                    "description": "format of every file (else each file's extension)",
-                },
-            },
-        }
-        content = {"application/json": {"schema": json_schema}, "multipart/form-data": {"schema": multipart}}
-    else:
-        multipart = {
-            "type": "object",
-            "required": ["file"],
-            "properties": {
-                "file": {"type": "string", "format": "binary"},
-                "format": {"type": "string", "description": "format when the file name has no extension"},
-            },
-        }
-        content = {
-            "application/json": {"schema": points},
-            "multipart/form-data": {"schema": multipart},
-            "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        }
-    return {"requestBody": {"required": True, "content": content}}
+def _post(path: str, answer: Any) -> Callable[[F], F]:
+    """POST `path` answering `answer`; the body is one upload, or several on a `:batch` path."""
+    return router.post(
+        path, response_model=answer, responses=_ERRORS, openapi_extra=upload_body(path.endswith(":batch"))
+    )
 
 
-@router.post("/embed", response_model=EmbedResponse, responses=_ERRORS, openapi_extra=_body(False))
-async def embed(request: Request, service: ServiceDep, options: EmbedOptionsDep) -> EmbedResponse:
+@_post("/embed", EmbedResponse)
+async def embed(service: ServiceDep, options: EmbedOptionsDep, uploads: OneUpload) -> EmbedResponse:
     """The 2048-d CrossPoint embedding of one shape (+ the 256-d projection when asked)."""
-    return await service.embed(request, options)
+    return await service.embed(uploads, options)
 
 
-@router.post(
-    "/embed:batch", response_model=BatchResponse[EmbedResponse], responses=_ERRORS, openapi_extra=_body(True)
-)
+@_post("/embed:batch", BatchResponse[EmbedResponse])
 async def embed_batch(
-    request: Request, service: ServiceDep, options: EmbedOptionsDep
+    service: ServiceDep, options: EmbedOptionsDep, uploads: BatchUploads
 ) -> BatchResponse[EmbedResponse]:
     """Embeddings of many shapes; a bad item gets its own error, the others still answer."""
-    return await service.embed_batch(request, options)
+    return await service.embed_batch(uploads, options)
 
 
-@router.post("/classify", response_model=ClassifyResponse, responses=_ERRORS, openapi_extra=_body(False))
-async def classify(request: Request, service: ServiceDep, options: ClassifyOptionsDep) -> ClassifyResponse:
+@_post("/classify", ClassifyResponse)
+async def classify(service: ServiceDep, options: ClassifyOptionsDep, uploads: OneUpload) -> ClassifyResponse:
     """Top-k classes with probabilities (softmax of the class head's logits)."""
-    return await service.classify(request, options)
+    return await service.classify(uploads, options)
 
 
-@router.post(
-    "/classify:batch",
-    response_model=BatchResponse[ClassifyResponse],
-    responses=_ERRORS,
-    openapi_extra=_body(True),
-)
+@_post("/classify:batch", BatchResponse[ClassifyResponse])
 async def classify_batch(
-    request: Request, service: ServiceDep, options: ClassifyOptionsDep
+    service: ServiceDep, options: ClassifyOptionsDep, uploads: BatchUploads
 ) -> BatchResponse[ClassifyResponse]:
     """Top-k classes for many shapes."""
-    return await service.classify_batch(request, options)
+    return await service.classify_batch(uploads, options)
 
 
-@router.post("/segment", response_model=SegmentResponse, responses=_ERRORS, openapi_extra=_body(False))
-async def segment(request: Request, service: ServiceDep, options: SegmentOptionsDep) -> SegmentResponse:
+@_post("/segment", SegmentResponse)
+async def segment(service: ServiceDep, options: SegmentOptionsDep, uploads: OneUpload) -> SegmentResponse:
     """Part label per sampled point and per original vertex; the category is predicted when not given."""
-    return await service.segment(request, options)
+    return await service.segment(uploads, options)
 
 
-@router.post(
-    "/segment:batch",
-    response_model=BatchResponse[SegmentResponse],
-    responses=_ERRORS,
-    openapi_extra=_body(True),
-)
+@_post("/segment:batch", BatchResponse[SegmentResponse])
 async def segment_batch(
-    request: Request, service: ServiceDep, options: SegmentOptionsDep
+    service: ServiceDep, options: SegmentOptionsDep, uploads: BatchUploads
 ) -> BatchResponse[SegmentResponse]:
     """Part labels for many shapes."""
-    return await service.segment_batch(request, options)
+    return await service.segment_batch(uploads, options)

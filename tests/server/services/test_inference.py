@@ -10,7 +10,7 @@ import pytest
 from export.metadata import ServingMetadata
 from server.backends.base import ModelInfo
 from server.core.config import Settings
-from server.errors import ApiError
+from server.errors import ServingError
 from server.services.inference import category_scores, log_softmax, resolve_num_points, softmax
 
 
@@ -39,10 +39,10 @@ def test_num_points_range(tmp_path: Path) -> None:
     settings = Settings(model_repository=tmp_path)
     assert resolve_num_points(info, None, settings) == 1024
     assert resolve_num_points(info, 20, settings) == 20
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServingError) as err:
         resolve_num_points(info, 19, settings)
     assert err.value.code == "num_points_out_of_range" and err.value.status == 422
     narrowed = Settings(model_repository=tmp_path, max_num_points=512, default_num_points=2048)
     assert resolve_num_points(info, None, narrowed) == 512
-    with pytest.raises(ApiError):
+    with pytest.raises(ServingError):
         resolve_num_points(info, 1024, narrowed)
