@@ -47,11 +47,10 @@ def test_model(tiny_repository: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     main(["--quick", "--repository", str(tiny_repository), "--out", str(tmp_path)])
     document = check_outputs(tmp_path, "model", ("throughput", "parity"))
     forms = {row["form"] for row in document["tables"]["throughput"]}
-    # The tiny repository has no precision.json (no `openvino` form); forced bf16 runs where the CPU can.
-    bf16 = "bf16" in cpu_precisions()
-    assert forms == {"eager", "onnx-naive", "onnx", "torchscript"} | ({"openvino-bf16"} if bf16 else set())
-    if bf16:
-        assert [row["form"] for row in document["tables"]["budget"]] == ["openvino-bf16", "openvino-bf16"]
+    fast = {f"openvino-{precision}" for precision in cpu_precisions()}  # where openvino and the units are
+    assert forms == {"eager", "onnx-naive", "onnx", "torchscript"} | fast
+    if fast:
+        assert {row["form"] for row in document["tables"]["budget"]} == fast
     assert all(row["passed"] for row in document["tables"]["parity"])
     assert document["sgemm_gflops"]
 
