@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from server.api.deps import ClassifyOptionsDep, EmbedOptionsDep, SegmentOptionsDep, ServiceDep
+from server.api.npy import npy_response, wants_npy
 from server.api.uploads import BatchUploads, OneUpload, upload_body
 from server.schemas import BatchResponse, ClassifyResponse, EmbedResponse, ErrorResponse, SegmentResponse
 
@@ -36,9 +37,13 @@ def _post(path: str, answer: Any) -> Callable[[F], F]:
 
 
 @_post("/embed", EmbedResponse)
-async def embed(service: ServiceDep, options: EmbedOptionsDep, uploads: OneUpload) -> EmbedResponse:
-    """The 2048-d CrossPoint embedding of one shape (+ the 256-d projection when asked)."""
-    return await service.embed(uploads, options)
+async def embed(
+    request: Request, service: ServiceDep, options: EmbedOptionsDep, uploads: OneUpload
+) -> EmbedResponse | Response:
+    """The 2048-d CrossPoint embedding of one shape (+ the 256-d projection when asked);
+    `Accept: application/x-npy` answers the embedding as a float32 .npy (server/api/npy.py)."""
+    answer = await service.embed(uploads, options)
+    return npy_response(answer) if wants_npy(request.headers.get("accept")) else answer
 
 
 @_post("/embed:batch", BatchResponse[EmbedResponse])
