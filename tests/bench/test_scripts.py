@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from export.precision import cpu_precisions
-from tests.server.helpers import MODELNET, export_repository, make_checkpoints, require
+from tests.model_repositories import export_repository, make_checkpoints
+from tests.server.helpers import MODELNET, require
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Real servers for the client tests: a tiny exported repository, the gateway on it, Triton on it.
 
-The repository is exported by `export.export_checkpoints` from random-weight checkpoints (DGCNN
+The repository is exported by `tests.model_repositories` from random-weight checkpoints (DGCNN
 k=10 at 512 points for embed/classify, the part-seg net k=10 at 256 points for segment): the real
 graphs and metadata, small enough to serve on two shared cores.
 """
@@ -15,6 +15,7 @@ import pytest
 
 from crosspoint.data.prepared import shared_data_dir
 from tests.live_server import serve_in_thread
+from tests.model_repositories import export_repository, make_checkpoints
 
 DATA = shared_data_dir()
 MODELNET = DATA / "modelnet40_partial" / "modelnet40_partial_2048.npz"
@@ -22,20 +23,10 @@ MESHES = DATA / "meshes"
 
 
 def build_tiny_repository(root: Path) -> Path:
-    import torch
-
-    from crosspoint import checkpoint
-    from crosspoint.models import create_model
-    from export import export_checkpoints
-
-    torch.manual_seed(0)
-    names = [n.strip() for n in (MODELNET.parent / "shape_names.txt").read_text().split() if n.strip()]
-    cls = create_model("dgcnn", k=10, num_classes=len(names)).eval()
-    seg = create_model("dgcnn_partseg", k=10).eval()
-    checkpoint.save(root / "cls.safetensors", cls, {"preprocess": {"num_points": 512}, "class_names": names})
-    checkpoint.save(root / "seg.safetensors", seg, {"preprocess": {"num_points": 256}})
     repository = root / "model_repository"
-    export_checkpoints([root / "cls.safetensors", root / "seg.safetensors"], repository, parity_shapes=2)
+    export_repository(
+        make_checkpoints(root, classify_points=512, segment_points=256), repository, parity_shapes=2
+    )
     return repository
 
 

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from tests.server.helpers import export_repository, gateway_settings, make_checkpoints, modelnet_rows
+from tests.model_repositories import export_repository, make_checkpoints
+from tests.server.helpers import gateway_settings, modelnet_rows
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""Builders for the gateway tests: tiny real checkpoints exported to a real model repository,
-shared data, and real servers (TestClient with the lifespan, or uvicorn on a loopback port)."""
+"""Builders for the gateway tests: settings, shared data, and real servers (TestClient with the
+lifespan, or uvicorn on a loopback port). The tiny repositories come from tests.model_repositories."""
 
 from __future__ import annotations
 
@@ -15,52 +15,20 @@ import pytest
 
 from server.core.config import Settings
 from tests.live_server import serve_in_thread
+from tests.model_repositories import NUM_POINTS as NUM_POINTS  # the gateway tests assert on it
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("CROSSPOINT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 MESHES = SHARED_DATA / "meshes"
 MODELNET = SHARED_DATA / "modelnet40_partial" / "modelnet40_partial_2048.npz"
-NUM_POINTS = 256  # the tiny test models' default (fast on a shared CPU)
 # Collections' data dirs of the apps built here; removed when the test process ends.
 _DATA_ROOT = tempfile.TemporaryDirectory(prefix="crosspoint-collections-")
-PREPROCESS = {
-    "num_points": NUM_POINTS,
-    "up_axis": "y",
-    "normalization": "unit_sphere",
-    "sampling": "surface+fps",
-}
 
 
 def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data {path} is not here (set CROSSPOINT_SHARED_DATA)")
     return path
-
-
-def make_checkpoints(directory: Path, seed: int = 0) -> list[Path]:
-    """A random-weight DGCNN classifier (k=10, 40 ModelNet classes) and part-seg net (k=10)."""
-    import torch
-
-    from crosspoint import checkpoint
-    from crosspoint.models import create_model
-
-    torch.manual_seed(seed)
-    class_names = (MODELNET.parent / "shape_names.txt").read_text().split()
-    directory.mkdir(parents=True, exist_ok=True)
-    cls_path, seg_path = directory / f"cls-{seed}.safetensors", directory / f"seg-{seed}.safetensors"
-    checkpoint.save(
-        cls_path,
-        create_model("dgcnn", k=10, num_classes=40),
-        {"class_names": class_names, "preprocess": PREPROCESS},
-    )
-    checkpoint.save(seg_path, create_model("dgcnn_partseg", k=10), {"preprocess": PREPROCESS})
-    return [cls_path, seg_path]
-
-
-def export_repository(checkpoints: list[Path], repository: Path, models: list[str] | None = None) -> Any:
-    from export import export_checkpoints
-
-    return export_checkpoints(checkpoints, repository, models=models, parity_shapes=1)
 
 
 def gateway_settings(repository: Path, **overrides: Any) -> Settings:

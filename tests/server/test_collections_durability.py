@@ -25,7 +25,8 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from tests.live_server import free_port
-from tests.server.helpers import REPO_ROOT, gateway_settings, make_checkpoints
+from tests.model_repositories import make_checkpoints
+from tests.server.helpers import REPO_ROOT, gateway_settings
 
 
 @contextmanager

@@ -12,7 +12,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from tests.server.helpers import REPO_ROOT, gateway_settings, make_checkpoints
+from tests.model_repositories import make_checkpoints
+from tests.server.helpers import REPO_ROOT, gateway_settings
 
 
 def test_new_version_swaps_in_without_failures(repository: Path, tmp_path: Path, shapes: tuple) -> None:
