@@ -15,7 +15,7 @@ reported. Resumable mid-epoch (state every `save_every_steps` and at each epoch 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,36 +27,9 @@ from crosspoint import checkpoint
 from crosspoint.losses import smoothed_cross_entropy
 from crosspoint.models import create_model
 from crosspoint.train import runtime as rt
+from crosspoint.train.configs import ClassifyTrainConfig
 from crosspoint.train.partseg import load_pretrained
-from crosspoint.train.state import load_state, read_meta, save_state
-
-
-@dataclass
-class ClassifyTrainConfig:
-    init: str  # a dgcnn checkpoint: a classifier (backbone + head) or a pretrained backbone
-    out: str = "runs/classify"
-    data: str | None = None  # ModelNet40 npz; None = the shared one
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 2e-4  # backbone
-    head_lr: float = 1e-3
-    lr_min_ratio: float = 0.02  # cosine ends at lr * this
-    weight_decay: float = 1e-4
-    label_smoothing: float = (
-        0.0  # the init head is a logistic regression: smoothing would fight its logit scale
-    )
-    num_points: int = 1024
-    val_fraction: float = 0.1
-    seed: int = 0
-    num_workers: int = 0
-    device: str | None = None
-    precision: str | None = None  # bf16 | fp32 autocast; None = bf16 where supported (runtime.py)
-    save_every_steps: int = 50
-    eval_batch_size: int = 64
-    max_steps: int = 0  # stop early (tests); the schedule is unchanged
-    train_limit: int = 0  # train on a seeded subset (tests, quick looks); 0 = all
-    test_limit: int = 0  # report test top-1 on the first rows only (tests); 0 = all
-    cache_dir: str | None = None
+from crosspoint.train.state import load_state, save_state, start_run
 
 
 def build_model(cfg: ClassifyTrainConfig, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
@@ -103,23 +76,101 @@ def checkpoint_metadata(
     }
 
 
+@dataclass
+class FineTuning:
+    """A fine-tuning run's moving parts; `meta` is what the resume state stores besides the tensors."""
+
+    cfg: ClassifyTrainConfig  # as resolved: a resumed run's stored config, the precision decided
+    device: torch.device
+    precision: str  # bf16 | fp32 autocast, resolved for the device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    init: dict[str, Any]  # what the init checkpoint was (recorded in every saved checkpoint)
+    class_names: list[str]
+    fit: Any  # the training rows (train minus validation), validation and test sets
+    val: Any
+    test: Any
+    dataset: Any  # `fit` with the classification augmentation
+    meta: dict[str, Any]
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.fit) // self.cfg.batch_size  # drop_last: BatchNorm and a steady step size
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.cfg.epochs
+
+    def val_accuracy(self) -> float:
+        return accuracy(self.model, self.val.points, self.val.labels, self.cfg.eval_batch_size, self.device)
+
+    def save_state(self) -> None:
+        meta = {**self.meta, "config": asdict(self.cfg)}
+        save_state(self.out / "state.safetensors", {"model": self.model}, self.optimizer, meta)
+
+    def save(self, tag: str, row: dict[str, Any] | None = None) -> None:
+        meta = self.meta
+        extra = {
+            "init": self.init,
+            "step": meta["step"],
+            "epoch": meta["epoch"],
+            "history": meta["history"],
+            **(row or {}),
+        }
+        metadata = checkpoint_metadata(self.cfg, self.class_names, extra)
+        checkpoint.save(self.out / f"{tag}.safetensors", self.model, metadata)
+
+
 def train(cfg: ClassifyTrainConfig, resume: bool = False) -> dict[str, Any]:
-    from torch.utils.data import DataLoader
+    t = setup(cfg, resume)
+    stop = False
+    while t.meta["epoch"] < t.cfg.epochs and not stop:
+        epoch, start = t.meta["epoch"], time.time()
+        losses, stop = train_epoch(t)
+        end_epoch(t, epoch, start, losses)
+    best = checkpoint.load(t.out / "best.safetensors").model.to(t.device)
+    meta = t.meta
+    meta["test_accuracy_of_best"] = accuracy(
+        best, t.test.points, t.test.labels, t.cfg.eval_batch_size, t.device
+    )
+    print(
+        f"best validation {meta['best_val']:.4f} at step {meta['best_step']}; its test top-1 {meta['test_accuracy_of_best']:.4f}"
+    )
+    return {**meta, "out": str(t.out)}
 
-    from crosspoint.data import PointDataset, load_modelnet40_npz, train_val_split
 
-    out = Path(cfg.out)
-    state_path = out / "state.safetensors"
-    resuming = resume and state_path.exists()
-    if resuming:  # the stored config wins, except how and where it runs (as in pretraining)
-        stored = read_meta(state_path)["config"]
-        given = {k: getattr(cfg, k) for k in ("max_steps", "device", "precision", "num_workers", "out")}
-        moved = {k: getattr(cfg, k) for k in ("data", "cache_dir") if getattr(cfg, k) is not None}
-        cfg = ClassifyTrainConfig(**{**stored, **given, **moved})
-    device = rt.pick_device(cfg.device)
-    precision = rt.resolve_precision(cfg.precision, device)
-    cfg = replace(cfg, precision=precision)
-    rt.seed_everything(cfg.seed)
+def setup(cfg: ClassifyTrainConfig, resume: bool = False) -> FineTuning:
+    """Config (a resumed run's stored one), seeds, data, model, optimizer and loop position."""
+    from crosspoint.data import PointDataset
+
+    cfg, device, resuming = start_run(cfg, resume)  # the stored config wins, as in pretraining
+    state_path, precision = Path(cfg.out) / "state.safetensors", str(cfg.precision)
+    fit, val, test, class_names = load_splits(cfg)
+    model, init = build_model(cfg, len(class_names))
+    model.to(device)
+    optimizer = build_optimizer(model, cfg)
+    meta: dict[str, Any] = {"step": 0, "epoch": 0, "epoch_step": 0, "history": [], "best_val": None}
+    t = FineTuning(cfg, device, precision, model, optimizer, init, class_names, fit, val, test, None, meta)
+    if resuming:
+        meta.update(load_state(state_path, {"model": model}, optimizer, device))
+    else:
+        meta["init_val"] = t.val_accuracy()
+        print(f"init: validation top-1 {meta['init_val']:.4f}")
+    t.dataset = PointDataset(fit, augment=True, seed=cfg.seed)
+    print(
+        f"fine-tuning on {len(fit)} train shapes ({len(val)} validation, {len(test)} test), {device}, "
+        f"{precision}: {t.steps_per_epoch} steps/epoch x {cfg.epochs} epochs, batch {cfg.batch_size}"
+    )
+    return t
+
+
+def load_splits(cfg: ClassifyTrainConfig) -> tuple[Any, Any, Any, list[str]]:
+    """(fit, validation, test, class names): validation is a stratified seeded share of train."""
+    from crosspoint.data import load_modelnet40_npz, train_val_split
 
     full = load_modelnet40_npz(cfg.data, split="train", num_points=cfg.num_points, cache_dir=cfg.cache_dir)
     if cfg.train_limit and cfg.train_limit < len(full):
@@ -129,103 +180,89 @@ def train(cfg: ClassifyTrainConfig, resume: bool = False) -> dict[str, Any]:
     test = load_modelnet40_npz(cfg.data, split="test", num_points=cfg.num_points, cache_dir=cfg.cache_dir)
     if cfg.test_limit and cfg.test_limit < len(test):
         test = test.subset(np.arange(cfg.test_limit))
-    class_names = list(full.class_names)
+    return fit, val, test, list(full.class_names)
 
-    model, init = build_model(cfg, len(class_names))
-    model.to(device)
+
+def build_optimizer(model: nn.Module, cfg: ClassifyTrainConfig) -> torch.optim.Optimizer:
+    """AdamW with two groups: the backbone at `lr`, the class head at `head_lr` (in that order)."""
     head_params = list(model.head.parameters())  # type: ignore[union-attr]
     head_ids = {id(p) for p in head_params}
     backbone_params = [p for p in model.parameters() if id(p) not in head_ids]
-    optimizer = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": backbone_params, "lr": cfg.lr}, {"params": head_params, "lr": cfg.head_lr}],
         weight_decay=cfg.weight_decay,
     )
-    meta: dict[str, Any] = {"step": 0, "epoch": 0, "epoch_step": 0, "history": [], "best_val": None}
-    if resuming:
-        meta.update(load_state(state_path, {"model": model}, optimizer, device))
-    else:
-        meta["init_val"] = accuracy(model, val.points, val.labels, cfg.eval_batch_size, device)
-        print(f"init: validation top-1 {meta['init_val']:.4f}")
-    dataset = PointDataset(fit, augment=True, seed=cfg.seed)
-    steps_per_epoch = len(fit) // cfg.batch_size  # drop_last: BatchNorm and a steady step size
-    total_steps = steps_per_epoch * cfg.epochs
-    print(
-        f"fine-tuning on {len(fit)} train shapes ({len(val)} validation, {len(test)} test), {device}, "
-        f"{precision}: {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, batch {cfg.batch_size}"
-    )
 
-    def save(tag: str, row: dict[str, Any] | None = None) -> None:
-        extra = {
-            "init": init,
-            "step": meta["step"],
-            "epoch": meta["epoch"],
-            "history": meta["history"],
-            **(row or {}),
-        }
-        checkpoint.save(out / f"{tag}.safetensors", model, checkpoint_metadata(cfg, class_names, extra))
 
-    stop = False
-    while meta["epoch"] < cfg.epochs and not stop:
-        epoch, start = meta["epoch"], time.time()
-        dataset.set_epoch(epoch)
-        order = torch.randperm(len(fit), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        skip = meta["epoch_step"] * cfg.batch_size  # a resumed epoch continues where its state was saved
-        loader = DataLoader(
-            dataset,
-            batch_size=cfg.batch_size,
-            sampler=order[skip:].tolist(),
-            drop_last=True,
-            num_workers=cfg.num_workers,
-        )
-        model.train()
-        losses: list[float] = []
-        for batch in loader:
-            lr_scale = rt.cosine_lr(meta["step"], total_steps, 1.0, cfg.lr_min_ratio)
-            for group, base in zip(optimizer.param_groups, (cfg.lr, cfg.head_lr), strict=True):
-                group["lr"] = base * lr_scale
-            with rt.autocast(device, precision):
-                logits = model(batch["points"].to(device)).float()
-            loss = smoothed_cross_entropy(logits, batch["label"].to(device), cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            meta["step"] += 1
-            meta["epoch_step"] += 1
-            if meta["step"] % 10 == 0:
-                print(
-                    f"step {meta['step']}/{total_steps} loss {np.mean(losses[-10:]):.4f} lr {cfg.lr * lr_scale:.2e}",
-                    flush=True,
-                )
-            if cfg.save_every_steps and meta["step"] % cfg.save_every_steps == 0:
-                save_state(state_path, {"model": model}, optimizer, {**meta, "config": asdict(cfg)})
-            if cfg.max_steps and meta["step"] >= cfg.max_steps:
-                stop = True
-                break
-        complete = meta["epoch_step"] >= steps_per_epoch
-        if complete:
-            meta["epoch"] += 1
-            meta["epoch_step"] = 0
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "step": meta["step"],
-            "loss": float(np.mean(losses)) if losses else None,
-            "seconds": time.time() - start,
-            "val_accuracy": accuracy(model, val.points, val.labels, cfg.eval_batch_size, device),
-        }
-        meta["history"].append(row)
-        print(
-            " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-            flush=True,
-        )
-        if meta["best_val"] is None or row["val_accuracy"] > meta["best_val"]:
-            meta["best_val"], meta["best_step"] = row["val_accuracy"], meta["step"]
-            save("best", {"val_accuracy": row["val_accuracy"]})
-        save_state(state_path, {"model": model}, optimizer, {**meta, "config": asdict(cfg)})
-        save("last", {"val_accuracy": row["val_accuracy"]})
-    best = checkpoint.load(out / "best.safetensors").model.to(device)
-    meta["test_accuracy_of_best"] = accuracy(best, test.points, test.labels, cfg.eval_batch_size, device)
-    print(
-        f"best validation {meta['best_val']:.4f} at step {meta['best_step']}; its test top-1 {meta['test_accuracy_of_best']:.4f}"
+def train_epoch(t: FineTuning) -> tuple[list[float], bool]:
+    """The rest of the current epoch -> (its losses, True when `max_steps` stopped it)."""
+    from torch.utils.data import DataLoader
+
+    cfg, meta = t.cfg, t.meta
+    epoch = meta["epoch"]
+    t.dataset.set_epoch(epoch)
+    order = torch.randperm(len(t.fit), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+    skip = meta["epoch_step"] * cfg.batch_size  # a resumed epoch continues where its state was saved
+    loader = DataLoader(
+        t.dataset,
+        batch_size=cfg.batch_size,
+        sampler=order[skip:].tolist(),
+        drop_last=True,
+        num_workers=cfg.num_workers,
     )
-    return {**meta, "out": str(out)}
+    t.model.train()
+    losses: list[float] = []
+    for batch in loader:
+        loss, lr_scale = train_step(t, batch)
+        losses.append(loss)
+        if meta["step"] % 10 == 0:
+            print(
+                f"step {meta['step']}/{t.total_steps} loss {np.mean(losses[-10:]):.4f} lr {cfg.lr * lr_scale:.2e}",
+                flush=True,
+            )
+        if cfg.save_every_steps and meta["step"] % cfg.save_every_steps == 0:
+            t.save_state()
+        if cfg.max_steps and meta["step"] >= cfg.max_steps:
+            return losses, True
+    return losses, False
+
+
+def train_step(t: FineTuning, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """One AdamW step, both groups at the cosine-scaled learning rates -> (loss, the lr scale)."""
+    cfg = t.cfg
+    lr_scale = rt.cosine_lr(t.meta["step"], t.total_steps, 1.0, cfg.lr_min_ratio)
+    for group, base in zip(t.optimizer.param_groups, (cfg.lr, cfg.head_lr), strict=True):
+        group["lr"] = base * lr_scale
+    with rt.autocast(t.device, t.precision):
+        logits = t.model(batch["points"].to(t.device)).float()
+    loss = smoothed_cross_entropy(logits, batch["label"].to(t.device), cfg.label_smoothing)
+    t.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    t.optimizer.step()
+    t.meta["step"] += 1
+    t.meta["epoch_step"] += 1
+    return loss.item(), lr_scale
+
+
+def end_epoch(t: FineTuning, epoch: int, start: float, losses: list[float]) -> None:
+    """Validation top-1 of this (possibly cut-short) epoch; keep the best; resume state and last."""
+    meta = t.meta
+    if meta["epoch_step"] >= t.steps_per_epoch:
+        meta["epoch"] += 1
+        meta["epoch_step"] = 0
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "step": meta["step"],
+        "loss": float(np.mean(losses)) if losses else None,
+        "seconds": time.time() - start,
+        "val_accuracy": t.val_accuracy(),
+    }
+    meta["history"].append(row)
+    print(
+        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True
+    )
+    if meta["best_val"] is None or row["val_accuracy"] > meta["best_val"]:
+        meta["best_val"], meta["best_step"] = row["val_accuracy"], meta["step"]
+        t.save("best", {"val_accuracy": row["val_accuracy"]})
+    t.save_state()
+    t.save("last", {"val_accuracy": row["val_accuracy"]})

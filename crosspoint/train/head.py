@@ -13,8 +13,7 @@ model's predictions are checked against sklearn's on the validation rows.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -23,25 +22,7 @@ from torch import nn
 
 from crosspoint import checkpoint
 from crosspoint.models import create_model
-
-HEAD_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
-
-
-@dataclass
-class HeadConfig:
-    checkpoint: str
-    out: str = "runs/cls.safetensors"
-    data: str | None = None  # ModelNet40 npz; None = the shared one
-    num_points: int = 1024
-    classifier: str = "logreg"  # logreg | linear_svc
-    Cs: Sequence[float] = field(default_factory=lambda: HEAD_CS)
-    val_fraction: float = 0.1
-    train_limit: int = 0  # fit on a seeded subset of train (0 = all; tests and quick looks)
-    seed: int = 0
-    batch_size: int = 32
-    device: str | None = None
-    cache_dir: str | None = None  # prepared points
-    feature_cache: str | None = None  # directory for cached embeddings (None: no cache)
+from crosspoint.train.configs import HeadConfig
 
 
 def make_classifier(kind: str, C: float, seed: int = 0) -> Any:

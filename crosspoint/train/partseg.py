@@ -15,7 +15,7 @@ The reference keeps the checkpoint with the best TEST mIoU; we keep the last one
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +29,8 @@ from crosspoint.data.shapenetpart_meta import CATEGORY_NAMES, NUM_CATEGORIES, PA
 from crosspoint.losses import smoothed_cross_entropy
 from crosspoint.models import create_model
 from crosspoint.train import runtime as rt
-from crosspoint.train.state import load_state, read_meta, save_state
-
-
-@dataclass
-class PartSegTrainConfig:
-    data: str | None = None  # ShapeNetPart npz; None = ../shared/data/shapenetpart_partial
-    out: str = "runs/partseg"
-    pretrained: str | None = None  # a dgcnn_partseg checkpoint, loaded with strict=False
-    train_split: str = "trainval"
-    eval_split: str = "test"
-    procedural: int = 0  # extra procedural shapes in the training set
-    procedural_seed: int = 0
-    epochs: int = 300  # scripts/script.sh
-    batch_size: int = 8  # scripts/script.sh
-    lr: float = 0.1
-    lr_min: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.2
-    k: int = 40
-    num_points: int = 2048
-    dropout: float = 0.5
-    scale_translate: bool = False
-    eval_every: int = 1  # epochs (0 = only at the end)
-    seed: int = 0
-    num_workers: int = 0
-    device: str | None = None
-    precision: str | None = None  # bf16 | fp32 autocast; None = bf16 where supported (runtime.py)
-    max_steps: int = 0  # stop early (tests); the schedule is unchanged
-    cache_dir: str | None = None
+from crosspoint.train.configs import PartSegTrainConfig
+from crosspoint.train.state import load_state, save_state, start_run
 
 
 class ProceduralParts(Dataset):
@@ -137,24 +109,40 @@ def checkpoint_metadata(cfg: PartSegTrainConfig, extra: dict[str, Any]) -> dict[
     }
 
 
+@dataclass
+class PartSegTraining:
+    """A part-segmentation run's moving parts; `meta` is what the resume state stores besides the tensors."""
+
+    cfg: PartSegTrainConfig  # as resolved: a resumed run's stored config, the precision decided
+    device: torch.device
+    precision: str  # bf16 | fp32 autocast, resolved for the device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    pretrained: dict[str, Any] | None  # what `load_pretrained` took
+    dataset: Any  # real (+ procedural) training shapes
+    evaluation: Any  # the `eval_split` shapes
+    sizes: dict[str, int]
+    drop_last: bool
+    meta: dict[str, Any]
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+
 def train(cfg: PartSegTrainConfig, resume: bool = False) -> dict[str, Any]:
-    from torch.utils.data import DataLoader
+    s = setup(cfg, resume)
+    stop = False
+    while s.meta["epoch"] < s.cfg.epochs and not stop:
+        row, complete, stop = train_epoch(s)
+        end_epoch(s, row, complete, stop)
+    return {**s.meta, "out": str(s.out), "data": s.sizes}
 
-    from crosspoint.augment import scale_translate
-    from crosspoint.eval.partseg import evaluate_partseg
 
-    out = Path(cfg.out)
-    state_path = out / "state.safetensors"
-    resuming = resume and state_path.exists()
-    if resuming:  # the stored config wins, except how and where it runs (as in pretraining)
-        stored = read_meta(state_path)["config"]
-        given = {k: getattr(cfg, k) for k in ("max_steps", "device", "precision", "num_workers", "out")}
-        moved = {k: getattr(cfg, k) for k in ("data", "cache_dir") if getattr(cfg, k) is not None}
-        cfg = PartSegTrainConfig(**{**stored, **given, **moved})
-    device = rt.pick_device(cfg.device)
-    precision = rt.resolve_precision(cfg.precision, device)
-    cfg = replace(cfg, precision=precision)
-    rt.seed_everything(cfg.seed)
+def setup(cfg: PartSegTrainConfig, resume: bool = False) -> PartSegTraining:
+    """Config (a resumed run's stored one), seeds, model, optimizer, loop position and data."""
+    cfg, device, resuming = start_run(cfg, resume)  # the stored config wins, as in pretraining
+    state_path, precision = Path(cfg.out) / "state.safetensors", str(cfg.precision)
     model = create_model("dgcnn_partseg", k=cfg.k, dropout=cfg.dropout).to(device)
     pretrained = load_pretrained(model, cfg.pretrained) if cfg.pretrained else None
     optimizer = torch.optim.SGD(
@@ -170,76 +158,96 @@ def train(cfg: PartSegTrainConfig, resume: bool = False) -> dict[str, Any]:
     print(
         f"part segmentation on {sizes} training shapes, {len(evaluation)} {cfg.eval_split} shapes, {device}"
     )
+    return PartSegTraining(
+        cfg, device, precision, model, optimizer, pretrained, dataset, evaluation, sizes, drop_last, meta
+    )
+
+
+def train_epoch(s: PartSegTraining) -> tuple[dict[str, Any], bool, bool]:
+    """One epoch (SGD at this epoch's cosine lr) -> (its history row so far, completed?, stopped?)."""
+    from torch.utils.data import DataLoader
+
+    cfg, meta = s.cfg, s.meta
+    epoch, start = meta["epoch"], time.time()
+    for part in getattr(s.dataset, "datasets", []):
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)
+    lr = rt.cosine_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_min)  # CosineAnnealingLR stepped per epoch
+    for group in s.optimizer.param_groups:
+        group["lr"] = lr
+    # Seeded order and loader generator: the global RNG is left to dropout alone.
+    order = torch.randperm(len(s.dataset), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+    loader = DataLoader(
+        s.dataset,
+        batch_size=cfg.batch_size,
+        sampler=order.tolist(),
+        drop_last=s.drop_last,
+        num_workers=cfg.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch),
+    )
+    s.model.train()
+    losses = []
     stop = False
-    while meta["epoch"] < cfg.epochs and not stop:
-        epoch, start = meta["epoch"], time.time()
-        for part in getattr(dataset, "datasets", []):
-            if hasattr(part, "set_epoch"):
-                part.set_epoch(epoch)
-        lr = rt.cosine_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_min)  # CosineAnnealingLR stepped per epoch
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        # Seeded order and loader generator: the global RNG is left to dropout alone.
-        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        loader = DataLoader(
-            dataset,
-            batch_size=cfg.batch_size,
-            sampler=order.tolist(),
-            drop_last=drop_last,
-            num_workers=cfg.num_workers,
-            generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch),
+    for batch in loader:
+        losses.append(train_step(s, batch, epoch))
+        if cfg.max_steps and meta["step"] >= cfg.max_steps:
+            stop = True
+            break
+    complete = len(losses) == len(loader)  # max_steps may land exactly on the epoch's end
+    row = {
+        "epoch": epoch,
+        "lr": lr,
+        "loss": float(np.mean(losses)) if losses else None,
+        "seconds": time.time() - start,
+    }
+    return row, complete, stop
+
+
+def train_step(s: PartSegTraining, batch: dict[str, torch.Tensor], epoch: int) -> float:
+    """One SGD step on smoothed per-point cross-entropy -> the loss."""
+    from crosspoint.augment import scale_translate
+
+    cfg = s.cfg
+    points, labels, cats = batch["points"], batch["part_labels"], batch["category"]
+    if cfg.scale_translate:
+        rng = np.random.default_rng([cfg.seed, epoch, s.meta["step"]])
+        points = torch.stack([torch.from_numpy(scale_translate(p.numpy(), rng)) for p in points])
+    onehot = nn.functional.one_hot(cats, NUM_CATEGORIES).float().to(s.device)
+    with rt.autocast(s.device, s.precision):
+        logits = s.model(points.to(s.device), onehot).float()
+    loss = smoothed_cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.to(s.device).reshape(-1), cfg.label_smoothing
+    )
+    s.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    s.optimizer.step()
+    s.meta["step"] += 1
+    return loss.item()
+
+
+def end_epoch(s: PartSegTraining, row: dict[str, Any], complete: bool, stop: bool) -> None:
+    """Count the epoch if complete; evaluate when due; resume state (complete epochs only) and last."""
+    from crosspoint.eval.partseg import evaluate_partseg
+
+    cfg, meta, evaluation = s.cfg, s.meta, s.evaluation
+    meta["epoch"] += 1 if complete else 0
+    last = meta["epoch"] >= cfg.epochs or stop
+    if len(evaluation) and ((cfg.eval_every and (row["epoch"] + 1) % cfg.eval_every == 0) or last):
+        metrics = evaluate_partseg(
+            s.model, evaluation.points, evaluation.part_labels, evaluation.categories, device=s.device
         )
-        model.train()
-        losses = []
-        for batch in loader:
-            points, labels, cats = batch["points"], batch["part_labels"], batch["category"]
-            if cfg.scale_translate:
-                rng = np.random.default_rng([cfg.seed, epoch, meta["step"]])
-                points = torch.stack([torch.from_numpy(scale_translate(p.numpy(), rng)) for p in points])
-            onehot = nn.functional.one_hot(cats, NUM_CATEGORIES).float().to(device)
-            with rt.autocast(device, precision):
-                logits = model(points.to(device), onehot).float()
-            loss = smoothed_cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), labels.to(device).reshape(-1), cfg.label_smoothing
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            meta["step"] += 1
-            if cfg.max_steps and meta["step"] >= cfg.max_steps:
-                stop = True
-                break
-        complete = len(losses) == len(loader)  # max_steps may land exactly on the epoch's end
-        meta["epoch"] += 1 if complete else 0
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "lr": lr,
-            "loss": float(np.mean(losses)) if losses else None,
-            "seconds": time.time() - start,
-        }
-        last = meta["epoch"] >= cfg.epochs or stop
-        if len(evaluation) and ((cfg.eval_every and (epoch + 1) % cfg.eval_every == 0) or last):
-            metrics = evaluate_partseg(
-                model, evaluation.points, evaluation.part_labels, evaluation.categories, device=device
-            )
-            row.update(instance_miou=metrics["instance_miou"], class_miou=metrics["class_miou"])
-        meta["history"].append(row)
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if complete:  # resumable state only at epoch ends: a resumed run redoes a cut-short epoch
-            save_state(state_path, {"model": model}, optimizer, {**meta, "config": asdict(cfg)})
-        checkpoint.save(
-            out / "last.safetensors",
-            model,
-            checkpoint_metadata(
-                cfg,
-                {
-                    "epoch": meta["epoch"],
-                    "step": meta["step"],
-                    "data": sizes,
-                    "pretrained": pretrained,
-                    "history": meta["history"],
-                },
-            ),
+        row.update(instance_miou=metrics["instance_miou"], class_miou=metrics["class_miou"])
+    meta["history"].append(row)
+    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    if complete:  # resumable state only at epoch ends: a resumed run redoes a cut-short epoch
+        save_state(
+            s.out / "state.safetensors", {"model": s.model}, s.optimizer, {**meta, "config": asdict(cfg)}
         )
-    return {**meta, "out": str(out), "data": sizes}
+    extra = {
+        "epoch": meta["epoch"],
+        "step": meta["step"],
+        "data": s.sizes,
+        "pretrained": s.pretrained,
+        "history": meta["history"],
+    }
+    checkpoint.save(s.out / "last.safetensors", s.model, checkpoint_metadata(cfg, extra))

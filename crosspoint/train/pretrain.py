@@ -30,44 +30,9 @@ from crosspoint import checkpoint
 from crosspoint.losses import CrossPointLoss, crosspoint_loss
 from crosspoint.models import create_model
 from crosspoint.train import runtime as rt
+from crosspoint.train.configs import PretrainConfig
 from crosspoint.train.probe import ProbeData, load_probe_data, run_probe
-from crosspoint.train.state import load_state, read_meta, save_state
-
-
-@dataclass
-class PretrainConfig:
-    data: str | None = None  # ModelNet40 npz; None = ../shared/data/modelnet40_partial (train split only)
-    out: str = "runs/pretrain"
-    backbone: str = "dgcnn"  # dgcnn | pointnet
-    image_encoder: str = "resnet50_image"  # resnet50_image (paper) | resnet18_image (CPU recipe)
-    epochs: int = 100
-    batch_size: int = 20  # global: split evenly over DDP ranks, as the reference's dist script
-    lr: float = 1e-3
-    weight_decay: float = 1e-6
-    temperature: float = 0.1
-    num_points: int = 1024  # points per augmented view
-    k: int = 15  # DGCNN neighbours (reference scripts/script.sh)
-    image_size: int = 224
-    views: int = 4  # rendered views per object in the cache; one is drawn per step
-    subset: int = 0  # pretrain on this many train shapes (0 = all outside the validation split)
-    val_fraction: float = 0.1  # of train, held out of pretraining: the probe scores on it
-    probe_every: int = 1  # epochs between linear-SVM probes (0 = never)
-    probe_points: int = 1024
-    probe_train_size: int = 2000  # labelled train rows the probe's SVM fits on (0 = all)
-    probe_val_size: int = 0  # validation rows the probe scores on (0 = the whole validation split)
-    seed: int = 0
-    num_workers: int = 0
-    device: str | None = None  # None: cuda if available, else cpu
-    # bf16 | fp32 autocast; None = bf16 where the device has bf16 arithmetic (CUDA, AVX512-BF16/AMX
-    # CPUs). How the run executes, like `device`: a resumed run takes the one given now.
-    precision: str | None = None
-    channels_last: bool = True  # image encoder memory format, GPU only
-    gather_negatives: bool = False  # DDP: negatives from all ranks (reference: per-rank)
-    sync_bn: bool = False  # DDP on GPU: SyncBatchNorm (reference: per-rank BN statistics)
-    save_every_steps: int = 0  # extra resumable saves inside an epoch (0 = at epoch ends only)
-    max_steps: int = 0  # stop after this many steps in total (0 = run all epochs); schedule unchanged
-    log_every: int = 10
-    cache_dir: str | None = None  # prepared points + rendered views; None = <repo>/.cache/data
+from crosspoint.train.state import load_state, resumed_config, save_state
 
 
 class Branch(nn.Module):
@@ -206,7 +171,91 @@ def forward_loss(
     return crosspoint_loss(z1, z2, z_image, cfg.temperature, gather=cfg.gather_negatives)
 
 
+@dataclass
+class Pretraining:
+    """A pretraining run's moving parts. `meta` is the loop position (step, epoch, step in epoch, best
+    probe): what `state.safetensors` stores besides the weights, Adam moments and RNGs."""
+
+    cfg: PretrainConfig  # as resolved: a resumed run's stored config, the precision decided
+    run: rt.Runtime
+    point_model: nn.Module
+    image_model: nn.Module
+    point_branch: nn.Module  # the modules the step calls (DDP-wrapped under torchrun)
+    image_branch: nn.Module
+    optimizer: torch.optim.Optimizer
+    dataset: Any
+    probe_data: ProbeData
+    sampler: Any
+    per_rank: int
+    steps_per_epoch: int
+    meta: dict[str, Any]
+    writer: Any = None
+    clock: tuple[float, int] = (0.0, 0)  # (time, step) of the last logged step
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.epochs * self.steps_per_epoch
+
+    def save(self, probe: dict[str, Any] | None = None) -> None:
+        """Resume state + `last.safetensors` (rank 0 only)."""
+        if not self.run.is_main:
+            return
+        save_state(
+            self.out / "state.safetensors",
+            {"point": self.point_model, "image": self.image_model},
+            self.optimizer,
+            {**self.meta, "config": asdict(self.cfg)},
+        )
+        save_backbone(self.out / "last.safetensors", self.point_model, self.cfg, self.meta, probe)
+
+    def probe(self) -> None:
+        """Linear-SVM probe on the validation split; keeps `best.safetensors`, then saves."""
+        meta = self.meta
+        if self.run.is_main:
+            result = run_probe(self.point_model, self.probe_data, self.run.device)
+            scalars = {f"probe/{k}": v for k, v in result.items() if isinstance(v, float)}
+            _log(self.out, self.writer, meta["step"], scalars, kind="probe")
+            if meta["step"] == 0:
+                meta["random_probe"] = result["val_accuracy"]  # kept for comparison, never "best"
+            elif result["val_accuracy"] > meta["best_probe"]:
+                meta.update(best_probe=result["val_accuracy"], best_step=meta["step"])
+                save_backbone(self.out / "best.safetensors", self.point_model, self.cfg, meta, result)
+            self.save(result)
+        if self.run.distributed:
+            torch.distributed.barrier()
+
+
 def train(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
+    p = setup(cfg, resume)
+    if p.meta["step"] == 0 and p.cfg.probe_every > 0:
+        p.probe()  # step 0 = random weights: the baseline every later probe is compared with
+    p.clock = (time.time(), p.meta["step"])
+    stop = False
+    while p.meta["epoch"] < p.cfg.epochs and not stop:
+        stop = train_epoch(p)
+        if not stop:
+            end_epoch(p)
+    if stop:
+        p.save()
+    if p.run.distributed:
+        torch.distributed.barrier()
+    if p.writer is not None:
+        p.writer.close()
+    rt.teardown(p.run)
+    return {
+        **p.meta,
+        "out": str(p.out),
+        "steps_per_epoch": p.steps_per_epoch,
+        "total_steps": p.total_steps,
+    }
+
+
+def setup(cfg: PretrainConfig, resume: bool = False) -> Pretraining:
+    """Config (a resumed run's stored one), seeds, models, data, optimizer and loop position."""
     run = rt.setup(cfg.device)
     out = Path(cfg.out)
     state_path = out / "state.safetensors"
@@ -219,15 +268,12 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
     dataset, probe_data = build_dataset(cfg, render=run.is_main)
     if run.distributed:
         torch.distributed.barrier()
-    cuda = run.device.type == "cuda"
     point_model.to(run.device)
     image_model.to(run.device)
-    if cuda and cfg.channels_last:
+    if run.device.type == "cuda" and cfg.channels_last:
         image_model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = [*point_model.parameters(), *image_model.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    # The loop position lives in `meta`; a resume restores weights, Adam moments, RNGs and that position.
     meta: dict[str, Any] = {
         "step": 0, "epoch": 0, "step_in_epoch": 0, "best_probe": -1.0, "best_step": -1, "random_probe": None,
     }  # fmt: skip
@@ -235,8 +281,24 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
         meta.update(
             load_state(state_path, {"point": point_model, "image": image_model}, optimizer, run.device)
         )
-
     point_branch, image_branch = wrap_branches(point_model, image_model, cfg, run)
+    sampler, per_rank, steps_per_epoch = epoch_sampler(dataset, cfg, run)
+    p = Pretraining(
+        cfg, run, point_model, image_model, point_branch, image_branch, optimizer, dataset, probe_data,
+        sampler, per_rank, steps_per_epoch, meta, writer=_writer(out) if run.is_main else None,
+    )  # fmt: skip
+    if run.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _trim_metrics(out / "metrics.jsonl", meta["step"] if resuming else -1)
+        print(
+            f"pretraining on {len(dataset)} shapes, {run.world_size} rank(s) on {run.device}: "
+            f"{steps_per_epoch} steps/epoch x {cfg.epochs} epochs, batch {cfg.batch_size}"
+        )
+    return p
+
+
+def epoch_sampler(dataset: Any, cfg: PretrainConfig, run: rt.Runtime) -> tuple[Any, int, int]:
+    """(the seeded DistributedSampler, clouds per rank, steps per epoch); the global batch must split."""
     from torch.utils.data.distributed import DistributedSampler
 
     per_rank = cfg.batch_size // run.world_size
@@ -250,110 +312,79 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
     steps_per_epoch = len(sampler) // per_rank
     if steps_per_epoch == 0:
         raise ValueError(f"{len(dataset)} shapes give no full batch of {cfg.batch_size}")
-    total_steps = cfg.epochs * steps_per_epoch
-    writer = _writer(out) if run.is_main else None
-    if run.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        _trim_metrics(out / "metrics.jsonl", meta["step"] if resuming else -1)
-        print(
-            f"pretraining on {len(dataset)} shapes, {run.world_size} rank(s) on {run.device}: "
-            f"{steps_per_epoch} steps/epoch x {cfg.epochs} epochs, batch {cfg.batch_size}"
-        )
+    return sampler, per_rank, steps_per_epoch
 
-    def checkpoint_all(probe: dict[str, Any] | None = None) -> None:
-        if not run.is_main:
-            return
-        save_state(
-            state_path,
-            {"point": point_model, "image": image_model},
-            optimizer,
-            {**meta, "config": asdict(cfg)},
-        )
-        save_backbone(out / "last.safetensors", point_model, cfg, meta, probe)
 
-    def probe_now() -> None:
-        if run.is_main:
-            result = run_probe(point_model, probe_data, run.device)
-            _log(
-                out,
-                writer,
-                meta["step"],
-                {f"probe/{k}": v for k, v in result.items() if isinstance(v, float)},
-                kind="probe",
-            )
-            if meta["step"] == 0:
-                meta["random_probe"] = result["val_accuracy"]  # kept for comparison, never "best"
-            elif result["val_accuracy"] > meta["best_probe"]:
-                meta.update(best_probe=result["val_accuracy"], best_step=meta["step"])
-                save_backbone(out / "best.safetensors", point_model, cfg, meta, result)
-            checkpoint_all(result)
-        if run.distributed:
-            torch.distributed.barrier()
-
-    if meta["step"] == 0 and cfg.probe_every > 0:
-        probe_now()  # step 0 = random weights: the baseline every later probe is compared with
-    t_last, step_last = time.time(), meta["step"]
+def train_epoch(p: Pretraining) -> bool:
+    """The rest of the current epoch (all of it unless resumed mid-epoch); True when `max_steps` stopped it."""
+    cfg, run, meta = p.cfg, p.run, p.meta
+    epoch = meta["epoch"]
+    p.sampler.set_epoch(epoch)
+    if hasattr(p.dataset, "set_epoch"):
+        p.dataset.set_epoch(epoch)  # augmentations are seeded per (seed, epoch, item)
+    order = list(p.sampler)[meta["step_in_epoch"] * p.per_rank :]  # skip what a resumed run already saw
+    loader = epoch_loader(p.dataset, order, p.per_rank, cfg, epoch, pin_memory=run.device.type == "cuda")
+    p.point_branch.train()
+    p.image_branch.train()
+    bar = _bar(run, p.steps_per_epoch, meta["step_in_epoch"], epoch, cfg.epochs)
     stop = False
-    while meta["epoch"] < cfg.epochs and not stop:
-        epoch = meta["epoch"]
-        sampler.set_epoch(epoch)
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)  # augmentations are seeded per (seed, epoch, item)
-        order = list(sampler)[meta["step_in_epoch"] * per_rank :]  # skip what a resumed run already saw
-        loader = epoch_loader(dataset, order, per_rank, cfg, epoch, pin_memory=cuda)
-        point_branch.train()
-        image_branch.train()
-        bar = _bar(run, steps_per_epoch, meta["step_in_epoch"], epoch, cfg.epochs)
-        for batch in loader:
-            lr = rt.cosine_lr(meta["step"], total_steps, cfg.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = forward_loss(batch, point_branch, image_branch, cfg, run.device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
-            optimizer.step()
-            meta["step"] += 1
-            meta["step_in_epoch"] += 1
-            values = rt.mean_over_ranks([loss.total.item(), loss.intra.item(), loss.cross.item()], run)
-            if run.is_main and bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{values[0]:.3f}", lr=f"{lr:.2e}")
-            if meta["step"] % cfg.log_every == 0 or meta["step_in_epoch"] == steps_per_epoch:
-                dt = (time.time() - t_last) / (meta["step"] - step_last)
-                t_last, step_last = time.time(), meta["step"]
-                scalars = {
-                    "loss/total": values[0],
-                    "loss/intra": values[1],
-                    "loss/cross": values[2],
-                    "lr": lr,
-                    "time/step_s": dt,
-                    "time/clouds_per_s": cfg.batch_size / dt,
-                }
-                if run.is_main:
-                    _log(out, writer, meta["step"], scalars, epoch=epoch)
-            if cfg.save_every_steps and meta["step"] % cfg.save_every_steps == 0:
-                checkpoint_all()
-            if cfg.max_steps and meta["step"] >= cfg.max_steps:
-                stop = True
-                break
-        if bar is not None:
-            bar.close()
-        if not stop:
-            meta["epoch"] += 1
-            meta["step_in_epoch"] = 0
-            done = meta["epoch"]
-            if cfg.probe_every > 0 and (done % cfg.probe_every == 0 or done == cfg.epochs):
-                probe_now()
-            else:
-                checkpoint_all()
-    if stop:
-        checkpoint_all()
-    if run.distributed:
-        torch.distributed.barrier()
-    if writer is not None:
-        writer.close()
-    rt.teardown(run)
-    return {**meta, "out": str(out), "steps_per_epoch": steps_per_epoch, "total_steps": total_steps}
+    for batch in loader:
+        lr, values = train_step(p, batch)
+        if run.is_main and bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{values[0]:.3f}", lr=f"{lr:.2e}")
+        if meta["step"] % cfg.log_every == 0 or meta["step_in_epoch"] == p.steps_per_epoch:
+            log_losses(p, values, lr, epoch)
+        if cfg.save_every_steps and meta["step"] % cfg.save_every_steps == 0:
+            p.save()
+        if cfg.max_steps and meta["step"] >= cfg.max_steps:
+            stop = True
+            break
+    if bar is not None:
+        bar.close()
+    return stop
+
+
+def train_step(p: Pretraining, batch: dict[str, torch.Tensor]) -> tuple[float, list[float]]:
+    """One optimizer step at the cosine learning rate -> (lr, [total, intra, cross] mean over ranks)."""
+    lr = rt.cosine_lr(p.meta["step"], p.total_steps, p.cfg.lr)
+    for group in p.optimizer.param_groups:
+        group["lr"] = lr
+    loss = forward_loss(batch, p.point_branch, p.image_branch, p.cfg, p.run.device)
+    p.optimizer.zero_grad(set_to_none=True)
+    loss.total.backward()
+    p.optimizer.step()
+    p.meta["step"] += 1
+    p.meta["step_in_epoch"] += 1
+    return lr, rt.mean_over_ranks([loss.total.item(), loss.intra.item(), loss.cross.item()], p.run)
+
+
+def log_losses(p: Pretraining, values: list[float], lr: float, epoch: int) -> None:
+    """Losses, lr and the time per step since the last logged step -> metrics.jsonl and TensorBoard."""
+    t_last, step_last = p.clock
+    dt = (time.time() - t_last) / (p.meta["step"] - step_last)
+    p.clock = (time.time(), p.meta["step"])
+    scalars = {
+        "loss/total": values[0],
+        "loss/intra": values[1],
+        "loss/cross": values[2],
+        "lr": lr,
+        "time/step_s": dt,
+        "time/clouds_per_s": p.cfg.batch_size / dt,
+    }
+    if p.run.is_main:
+        _log(p.out, p.writer, p.meta["step"], scalars, epoch=epoch)
+
+
+def end_epoch(p: Pretraining) -> None:
+    """Count the finished epoch; probe (which also saves) when due, else save."""
+    p.meta["epoch"] += 1
+    p.meta["step_in_epoch"] = 0
+    done = p.meta["epoch"]
+    if p.cfg.probe_every > 0 and (done % p.cfg.probe_every == 0 or done == p.cfg.epochs):
+        p.probe()
+    else:
+        p.save()
 
 
 def resume_config(state_path: Path, given: PretrainConfig) -> PretrainConfig:
@@ -361,12 +392,10 @@ def resume_config(state_path: Path, given: PretrainConfig) -> PretrainConfig:
 
     `data` and `cache_dir` stay as stored unless given again (e.g. the run moved to another machine).
     """
-    stored_fields = dict(read_meta(state_path)["config"])
-    stored_fields.pop("amp", None)  # runs from before `precision` (their bf16 autocast was GPU only)
-    stored = PretrainConfig(**stored_fields)
-    keep = {"max_steps", "device", "num_workers", "save_every_steps", "log_every", "out", "precision"}
-    moved = {k: getattr(given, k) for k in ("data", "cache_dir") if getattr(given, k) is not None}
-    return dataclasses.replace(stored, **{k: getattr(given, k) for k in keep}, **moved)
+    keep = ("max_steps", "device", "num_workers", "save_every_steps", "log_every", "out", "precision")
+    # "amp": runs from before `precision` (their bf16 autocast was GPU only)
+    config: PretrainConfig = resumed_config(state_path, given, keep, ignore=("amp",))
+    return config
 
 
 def _writer(out: Path) -> Any:

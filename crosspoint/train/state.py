@@ -70,6 +70,37 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return document
 
 
+def resumed_config(
+    path: str | os.PathLike[str], given: Any, run_fields: tuple[str, ...], ignore: tuple[str, ...] = ()
+) -> Any:
+    """The config stored in the state at `path` wins, except how the run executes: `run_fields` as
+    `given` now, and `data`/`cache_dir` when given again (the run moved to another machine).
+
+    `given` is a config dataclass; `ignore` drops stored keys that no longer exist.
+    """
+    stored = {k: v for k, v in read_meta(path)["config"].items() if k not in ignore}
+    now = {k: getattr(given, k) for k in run_fields}
+    moved = {k: getattr(given, k) for k in ("data", "cache_dir") if getattr(given, k) is not None}
+    return type(given)(**{**stored, **now, **moved})
+
+
+def start_run(cfg: Any, resume: bool) -> tuple[Any, torch.device, bool]:
+    """A single-process run's start -> (config, device, resuming): a resumed run's stored config (how and
+    where it runs as given now), the precision resolved for the device, every RNG seeded."""
+    from dataclasses import replace
+
+    from crosspoint.train import runtime as rt
+
+    state_path = Path(cfg.out) / "state.safetensors"
+    resuming = resume and state_path.exists()
+    if resuming:
+        cfg = resumed_config(state_path, cfg, ("max_steps", "device", "precision", "num_workers", "out"))
+    device = rt.pick_device(cfg.device)
+    cfg = replace(cfg, precision=rt.resolve_precision(cfg.precision, device))
+    rt.seed_everything(cfg.seed)
+    return cfg, device, resuming
+
+
 def load_state(
     path: str | os.PathLike[str],
     modules: Mapping[str, nn.Module],
