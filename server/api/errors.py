@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.errors import ApiError, ServingError, error_body
+from server.schemas import ErrorResponse
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -27,6 +28,11 @@ _HTTP_CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+def documented_errors(texts: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a router: each status with the error body and what answers it."""
+    return {status: {"model": ErrorResponse, "description": text} for status, text in texts.items()}
 
 
 def error_response(

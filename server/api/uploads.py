@@ -173,6 +173,10 @@ def upload_body(batch: bool) -> dict[str, Any]:
             "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         }
+    return _request_body(content)
+
+
+def _request_body(content: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
@@ -267,3 +271,83 @@ async def collection_query(request: Request) -> Received[CollectionQuery]:
 OneItem = Annotated[Received[list[ItemInput]], Depends(one_item)]
 BatchItems = Annotated[Received[list[ItemInput]], Depends(batch_items)]
 QueryBody = Annotated[Received[CollectionQuery], Depends(collection_query)]
+
+_ANY_POINTS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
+_PER_FILE = {"type": "array", "items": {"type": "string"}, "description": "one per file"}
+_ITEM_JSON = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "string"},
+        "points": _ANY_POINTS,
+        "embedding": {"type": "array", "items": {"type": "number"}},
+        "version": {"type": "string"},
+        "label": {"type": "string"},
+        "metadata": {"type": "object"},
+    },
+}
+ITEM_BODY = _request_body(
+    {
+        "application/json": {"schema": _ITEM_JSON},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "id": {"type": "string", "description": "default: the file name's stem"},
+                    "label": {"type": "string"},
+                    "metadata": {"type": "string", "description": "a JSON object"},
+                    "format": {"type": "string"},
+                },
+            }
+        },
+    }
+)
+ITEMS_BODY = _request_body(
+    {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["items"],
+                "properties": {"items": {"type": "array", "items": _ITEM_JSON}},
+            }
+        },
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "ids": _PER_FILE,
+                    "labels": _PER_FILE,
+                    "metadata": _PER_FILE,
+                    "format": {"type": "string"},
+                },
+            }
+        },
+    }
+)
+QUERY_BODY = _request_body(
+    {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "exactly one of id (a stored item), points or embedding",
+                "properties": {
+                    "id": {"type": "string"},
+                    "points": _ANY_POINTS,
+                    "embedding": {"type": "array", "items": {"type": "number"}},
+                },
+            }
+        },
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+        "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+    }
+)

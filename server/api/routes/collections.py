@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from server.api.deps import CollectionsDep, CommonOptions, SettingsDep
-from server.api.uploads import BatchItems, OneItem, QueryBody
+from server.api.errors import documented_errors
+from server.api.uploads import ITEM_BODY, ITEMS_BODY, QUERY_BODY, BatchItems, OneItem, QueryBody
 from server.errors import ApiError
 from server.schemas import (
     CollectionClassifyResponse,
     CollectionCreateRequest,
     CollectionInfoResponse,
     CollectionsResponse,
-    ErrorResponse,
     ItemAnswer,
     ItemDetail,
     ItemsBatchResponse,
@@ -24,9 +24,8 @@ from server.services import fewshot
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
+_ERRORS = documented_errors(
+    {
         400: "Malformed input (parse_error, invalid_multipart, missing_file)",
         401: "Missing or wrong API key",
         404: "Unknown collection or item (collection_not_found, item_not_found)",
@@ -35,103 +34,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         415: "Unknown format or Content-Type",
         422: "Unusable input (invalid_collection_name, invalid_item_id, invalid_embedding, no_labels, ...)",
         503: "Overloaded, shutting down or model unavailable",
-    }.items()
-}
-_POINTS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
-_ITEM_JSON = {
-    "type": "object",
-    "required": ["id"],
-    "properties": {
-        "id": {"type": "string"},
-        "points": _POINTS,
-        "embedding": {"type": "array", "items": {"type": "number"}},
-        "version": {"type": "string"},
-        "label": {"type": "string"},
-        "metadata": {"type": "object"},
-    },
-}
-_ITEM_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": _ITEM_JSON},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "id": {"type": "string", "description": "default: the file name's stem"},
-                        "label": {"type": "string"},
-                        "metadata": {"type": "string", "description": "a JSON object"},
-                        "format": {"type": "string"},
-                    },
-                }
-            },
-        },
     }
-}
-_BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["items"],
-                    "properties": {"items": {"type": "array", "items": _ITEM_JSON}},
-                }
-            },
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        "ids": {"type": "array", "items": {"type": "string"}, "description": "one per file"},
-                        "labels": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "description": "one per file",
-                        },
-                        "metadata": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "description": "one per file",
-                        },
-                        "format": {"type": "string"},
-                    },
-                }
-            },
-        },
-    }
-}
-_QUERY_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "exactly one of id (a stored item), points or embedding",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "points": _POINTS,
-                        "embedding": {"type": "array", "items": {"type": "number"}},
-                    },
-                }
-            },
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
-            "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
+)
 
 
 @router.post("", status_code=201, response_model=CollectionInfoResponse, responses=_ERRORS)
@@ -160,7 +64,7 @@ async def delete_collection(name: str, collections: CollectionsDep) -> Response:
 
 
 @router.post(
-    "/{name}/items", status_code=201, response_model=ItemAnswer, responses=_ERRORS, openapi_extra=_ITEM_BODY
+    "/{name}/items", status_code=201, response_model=ItemAnswer, responses=_ERRORS, openapi_extra=ITEM_BODY
 )
 async def add_item(
     name: str, items: OneItem, response: Response, collections: CollectionsDep, options: CommonOptions
@@ -173,7 +77,7 @@ async def add_item(
 
 
 @router.post(
-    "/{name}/items:batch", response_model=ItemsBatchResponse, responses=_ERRORS, openapi_extra=_BATCH_BODY
+    "/{name}/items:batch", response_model=ItemsBatchResponse, responses=_ERRORS, openapi_extra=ITEMS_BODY
 )
 async def add_items(
     name: str, items: BatchItems, collections: CollectionsDep, options: CommonOptions
@@ -198,7 +102,7 @@ async def delete_item(name: str, item_id: str, collections: CollectionsDep) -> R
     return Response(status_code=204)
 
 
-@router.post("/{name}/search", response_model=SearchResponse, responses=_ERRORS, openapi_extra=_QUERY_BODY)
+@router.post("/{name}/search", response_model=SearchResponse, responses=_ERRORS, openapi_extra=QUERY_BODY)
 async def search(
     name: str,
     asked: QueryBody,
@@ -219,7 +123,7 @@ async def search(
     "/{name}/classify",
     response_model=CollectionClassifyResponse,
     responses=_ERRORS,
-    openapi_extra=_QUERY_BODY,
+    openapi_extra=QUERY_BODY,
 )
 async def classify(
     name: str,

@@ -9,24 +9,24 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 
 from server.api.deps import ClassifyOptionsDep, EmbedOptionsDep, SegmentOptionsDep, ServiceDep
+from server.api.errors import documented_errors
 from server.api.npy import npy_response, wants_npy
 from server.api.uploads import BatchUploads, OneUpload, upload_body
-from server.schemas import BatchResponse, ClassifyResponse, EmbedResponse, ErrorResponse, SegmentResponse
+from server.schemas import BatchResponse, ClassifyResponse, EmbedResponse, SegmentResponse
 
 router = APIRouter(prefix="/v1", tags=["inference"])
 F = TypeVar("F", bound=Callable[..., Any])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
+_ERRORS = documented_errors(
+    {
         400: "Malformed input (parse_error, invalid_json, missing_file, invalid_multipart)",
         401: "Missing or wrong API key",
         413: "Too large (body_too_large, limit_exceeded, memory_limit_exceeded, too_many_items, request_too_costly)",
         415: "Unknown format or Content-Type (unsupported_format, unsupported_media_type)",
         422: "Unusable input or options (empty_geometry, external_reference, parse_timeout, validation_error, ...)",
         503: "Overloaded (Retry-After), shutting down or model unavailable",
-    }.items()
-}
+    }
+)
 
 
 def _post(path: str, answer: Any) -> Callable[[F], F]:
