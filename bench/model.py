@@ -12,11 +12,12 @@ Forms (all on `--threads` threads, default 2, interleaved per batch size: A, B, 
 - `onnx`: our exported graph (`<repository>/<model>/<version>/model.onnx`: per-point EdgeConv, BN
   folded), in ONNX Runtime with the gateway's session options;
 - `torchscript`: our graph traced to TorchScript (`model.pt`), in PyTorch;
-- `openvino-fp32` / `openvino-bf16`: the gateway's CPU fast-path candidates (export/precision.py): the
-  same model.onnx in OpenVINO at f32 / bf16, 2-row sub-batches on 2 one-thread streams; their precision
+- `openvino-fp32` / `openvino-bf16` / `onnx-int8`: the gateway's CPU fast-path candidates
+  (export/precision.py): the same model.onnx in OpenVINO at f32 / bf16 (2-row sub-batches on 2
+  one-thread streams), and in ONNX Runtime with int8 weights after the last kNN; their precision
   budget against `onnx` is reported, and which form each model is served with (its precision.json).
 The served-speed comparison (issue 21), ONNX Runtime fp32 against the fast-path candidates:
-    python -m bench.model --models embed classify segment --forms onnx openvino-fp32 openvino-bf16 \
+    python -m bench.model --models embed classify segment --forms onnx onnx-int8 openvino-fp32 openvino-bf16 \
         --batches 16 --segment-batches 16 --repeats 30 --out bench/results/serving-speed
 Latency is per call (a whole batch); clouds/s = batch / p50. Parity: every form against eager on the
 parity batch (real shapes), with the export's rule (`export.parity.compare`). FLOPs are counted from
@@ -48,9 +49,10 @@ FORMS = {
     "openvino-fp32": "OpenVINO, the gateway's CPU fast path (export/precision.py): model.onnx at f32, "
     "2-row sub-batches on 2 one-thread streams",
     "openvino-bf16": "the same at bf16 inference precision",
+    "onnx-int8": "ONNX Runtime, model.onnx with int8 weights after the last kNN (export.precision.quantize_after_knn)",
 }
 # The forms the precision budget is reported for, against `onnx` (ONNX Runtime fp32, the reference).
-BUDGET_FORMS = ("openvino-fp32", "openvino-bf16")
+BUDGET_FORMS = ("openvino-fp32", "openvino-bf16", "onnx-int8")
 
 
 def ort_session(path: Path, threads: int, spin: bool = False) -> Any:
@@ -105,6 +107,7 @@ def build_forms(
     from crosspoint import checkpoint
     from export.graphs import build_graph, spec_for
     from export.onnx_export import example_inputs, export_onnx
+    from export.precision import quantize_after_knn
 
     torch.set_num_threads(threads)
     model = checkpoint.load(models.checkpoint(served)).model
@@ -113,6 +116,8 @@ def build_forms(
     naive_path = workdir / f"{served}-naive.onnx"
     export_onnx(reference, spec, example_inputs(spec, int(getattr(model.config, "k", 1))), naive_path)
     ours_path = models.version_dir(served) / "model.onnx"
+    int8_path = workdir / f"{served}-int8.onnx"
+    quantize_after_knn(ours_path, int8_path)
     scripted = torch.jit.load(str(models.version_dir(served) / "model.pt"))
     names = list(spec.output_names)
 
@@ -135,6 +140,7 @@ def build_forms(
             "onnx": ort_runner(ours_path),
             "torchscript": torch_runner(scripted),
             **openvino_runners(ours_path, threads),
+            "onnx-int8": ort_runner(int8_path),
         },
         "paths": {"onnx-naive": naive_path, "onnx": ours_path},
     }

@@ -3,10 +3,12 @@
     crosspoint precision --repository model_repository [-m embed] [--version N] [--shapes 256]
 
 The reference is the shipped graph (`model.onnx`, unchanged) in ONNX Runtime fp32, as the gateway ran
-it before. Candidates are the same file compiled by OpenVINO's CPU runtime, fastest first: bf16
-inference precision (where the CPU has bf16 units: AVX512-BF16 or AMX), then f32. A call runs as
-sub-batches of `ROWS_PER_REQUEST` rows on `streams` one-thread streams at once (independent work
-per core instead of intra-op threads that wait for each other inside TopK, gathers and maxima).
+it before. Candidates, in order: the same file in OpenVINO's CPU runtime at bf16 inference precision
+(where the CPU has bf16 units: AVX512-BF16 or AMX); `model.int8.onnx` in ONNX Runtime, derived here
+with int8 weights in every MatMul/Gemm that feeds no TopK (conv5, heads; the kNN path stays fp32);
+the file in OpenVINO at f32. OpenVINO runs a call as sub-batches of `ROWS_PER_REQUEST` rows on
+`streams` one-thread streams at once (independent work per core instead of intra-op threads that
+wait for each other inside TopK, gathers and maxima).
 
 The budget (issue 21), on the shared test split: embedding cosine to fp32 median >= 0.999 and
 minimum >= 0.995 (embed, and classify's embedding), classify top-1 agreement >= 99.5%, segment part
@@ -42,8 +44,9 @@ logger = logging.getLogger(__name__)
 PRECISION_FILE = "precision.json"
 PRECISION_FORMAT = "crosspoint-precision/1"
 REFERENCE = {"runtime": "onnxruntime", "precision": "fp32"}
-# OpenVINO inference precisions tried, fastest first (names as the API reports them: fp32/bf16).
-CANDIDATES = ("bf16", "fp32")
+# (runtime, precision) tried in this order; the first within budget and faster is served.
+CANDIDATES = (("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "fp32"))
+INT8_FILE = "model.int8.onnx"  # derived from model.onnx beside it (quantize_after_knn)
 _OV_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 # Rows per OpenVINO infer request: 2 measured best for embed at batch 16 on 2 cores (1, 4, 8 slower);
 # a lone row is padded to 2 so that an answer does not depend on what it was batched with.
@@ -199,20 +202,60 @@ def budget_inputs(model: str, num_points: int, shapes: int) -> tuple[Arrays, dic
     return prepared.arrays, source
 
 
+def quantize_after_knn(graph: Path, out: Path) -> list[str]:
+    """`out`: `graph` with int8 weights (dynamic activation scales, ONNX Runtime's MatMulInteger) in
+    every MatMul/Gemm that feeds no TopK: conv5, the heads and the last EdgeConv's projections. The
+    kNN path (scores and every feature a TopK ranks) stays fp32, so neighbours stay the same.
+    Needs `onnx` (the export extra); the gateway only loads the result."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    proto = onnx.load(str(graph))
+    producer = {output: node for node in proto.graph.node for output in node.output}
+    upstream: set[str] = set()
+    stack = [node for node in proto.graph.node if node.op_type == "TopK"]
+    while stack:
+        node = stack.pop()
+        if node.name not in upstream:
+            upstream.add(node.name)
+            stack += [producer[name] for name in node.input if name in producer]
+    names = [n.name for n in proto.graph.node if n.op_type in ("MatMul", "Gemm") and n.name not in upstream]
+    quantize_dynamic(
+        str(graph), str(out), nodes_to_quantize=names, weight_type=QuantType.QInt8, per_channel=True
+    )
+    return names
+
+
+def _runner(
+    graph: Path, runtime: str, precision: str, streams: int
+) -> tuple[Callable[[Arrays], Arrays], dict[str, Any]]:
+    """A candidate's `run`, and what to record about it."""
+    if runtime == "openvino":
+        return OpenVinoRunner(graph, precision, streams).run, {}
+    derived = graph.parent / INT8_FILE
+    nodes = quantize_after_knn(graph, derived)
+    return ort_reference(derived), {
+        "file": INT8_FILE,
+        "file_sha256": graph_sha256(derived),
+        "int8_nodes": nodes,
+    }
+
+
 def check_precisions(
     graph: Path,
     model: str,
     inputs: Arrays,
-    candidates: Sequence[str] = CANDIDATES,
+    candidates: Sequence[tuple[str, str]] = CANDIDATES,
     streams: int = DEFAULT_STREAMS,
 ) -> list[dict[str, Any]]:
-    """Each candidate (OpenVINO at that precision) against ONNX Runtime fp32 on `inputs`."""
+    """Each candidate against ONNX Runtime fp32 on `inputs` (an int8 graph is written beside `graph`
+    and kept only when it is served)."""
     reference = run_batched(ort_reference(graph), inputs)
     supported = cpu_precisions()
     results = []
-    for precision in candidates:
-        entry: dict[str, Any] = {"runtime": "openvino", "precision": precision}
-        if precision not in supported:
+    for runtime, precision in candidates:
+        entry: dict[str, Any] = {"runtime": runtime, "precision": precision}
+        if runtime == "openvino" and precision not in supported:
             entry.update(
                 passed=False,
                 skipped="openvino is not installed"
@@ -222,24 +265,34 @@ def check_precisions(
             results.append(entry)
             continue
         start = time.perf_counter()
-        runner = OpenVinoRunner(graph, precision, streams)
-        got = run_batched(runner.run, inputs)
+        run, details = _runner(graph, runtime, precision, streams)
+        got = run_batched(run, inputs)
+        entry.update(details)
         entry.update(agreement(model, reference, got), seconds=round(time.perf_counter() - start, 2))
         if entry["passed"]:
-            entry["speed"] = speed_against_reference(graph, runner, inputs)
+            entry["speed"] = speed_against_reference(graph, run, inputs)
             entry["faster"] = entry["speed"]["x_fp32"] >= MIN_SPEEDUP
         results.append(entry)
+    served = next((r for r in results if r.get("passed") and r.get("faster")), None)
+    if not (served and served.get("file") == INT8_FILE):
+        (graph.parent / INT8_FILE).unlink(missing_ok=True)
+        for entry in results:
+            entry.pop("file", None)
     return results
 
 
 def speed_against_reference(
-    graph: Path, runner: OpenVinoRunner, inputs: Arrays, batch: int = 16, rounds: int = SPEED_ROUNDS
+    graph: Path,
+    run: Callable[[Arrays], Arrays],
+    inputs: Arrays,
+    batch: int = 16,
+    rounds: int = SPEED_ROUNDS,
 ) -> dict[str, Any]:
     """p50 of one `batch`-row call, candidate and ONNX Runtime fp32 in alternating turns (one run,
     same inputs): a candidate within budget is served only when it is also faster here."""
     rows = {k: v[:batch] for k, v in inputs.items()}
     reference = ort_reference(graph)
-    forms: dict[str, Callable[[Arrays], Arrays]] = {"reference": reference, "candidate": runner.run}
+    forms: dict[str, Callable[[Arrays], Arrays]] = {"reference": reference, "candidate": run}
     times: dict[str, list[float]] = {name: [] for name in forms}
     for name in forms:
         forms[name](rows)  # warm-up
@@ -302,13 +355,18 @@ def check_version(
     write_text_atomic(directory / PRECISION_FILE, json.dumps(document, indent=2) + "\n")
     document["version"] = int(directory.name)
     if int(directory.name) == latest_version(repository, model):
-        write_openvino_config(repository, model, document["chosen"]["precision"])
+        bf16 = any(
+            c.get("passed") and (c["runtime"], c["precision"]) == ("openvino", "bf16")
+            for c in document["candidates"]
+        )
+        write_openvino_config(repository, model, "bf16" if bf16 else "fp32")
     return document
 
 
 def write_openvino_config(repository: Path, model: str, precision: str) -> Path:
     """`<model>/configs/openvino.pbtxt`: config.pbtxt for Triton's OpenVINO backend on CPU hosts
-    (`tritonserver --model-config-name=openvino`), the same model.onnx at the latest version's precision.
+    (`tritonserver --model-config-name=openvino`): the same model.onnx, at bf16 where the latest
+    version's bf16 candidate is within budget (else f32; the int8 graph is the embedded backend's).
 
     The backend reads ONNX directly (`default_model_filename`); HINT_BF16 asks for bf16 where the
     budget passed it. Not run here: the local tritonserver (nvidia-pytriton) has no OpenVINO backend.
@@ -333,7 +391,7 @@ def write_openvino_config(repository: Path, model: str, precision: str) -> Path:
         config.parameters[key].string_value = value
     header = (
         f"# Written by `crosspoint precision` for the '{model}' model: Triton's OpenVINO backend on CPU hosts,\n"
-        f"# chosen by `tritonserver --model-config-name=openvino`; precision {precision} (precision.json).\n"
+        f"# chosen by `tritonserver --model-config-name=openvino`; OpenVINO precision {precision} (precision.json).\n"
     )
     path = repository / model / "configs" / "openvino.pbtxt"
     path.parent.mkdir(exist_ok=True)
@@ -346,8 +404,9 @@ class Served:
     """What a version should run on here: the verdict of its precision.json, less what the host lacks."""
 
     runtime: str  # "onnxruntime" | "openvino"
-    precision: str  # "fp32" | "bf16"
+    precision: str  # "fp32" | "bf16" | "int8"
     reason: str  # why (for logs and /v1/models)
+    file: str = ONNX_FILE  # the graph in the version directory
 
 
 def serving_choice(directory: Path, requested: str = "auto") -> Served:
@@ -368,10 +427,18 @@ def serving_choice(directory: Path, requested: str = "auto") -> Served:
         return Served("onnxruntime", "fp32", f"{PRECISION_FILE} was checked on another graph")
     supported = cpu_precisions()
     for entry in document.get("candidates", []):
-        if not (entry.get("passed") and entry.get("faster")) or entry.get("runtime") != "openvino":
+        if not (entry.get("passed") and entry.get("faster")):
             continue
-        if entry.get("precision") in supported:
+        if entry.get("runtime") == "openvino" and entry.get("precision") in supported:
             return Served("openvino", str(entry["precision"]), "within the precision budget, faster")
+        derived = directory / INT8_FILE
+        if (
+            entry.get("runtime") == "onnxruntime"
+            and entry.get("file") == INT8_FILE
+            and derived.is_file()
+            and graph_sha256(derived) == entry.get("file_sha256")
+        ):
+            return Served("onnxruntime", "int8", "within the precision budget, faster", INT8_FILE)
     why = (
         "openvino is not installed"
         if not supported

@@ -151,7 +151,7 @@ class ModelCard(BaseModel):
         default_factory=list, description="Each version present and whether it serves, could, or failed"
     )
     backend: str
-    precision: Literal["fp32", "bf16"] = Field(
+    precision: Literal["fp32", "bf16", "int8"] = Field(
         default="fp32",
         description="Precision this model runs at (fp32 unless its precision.json passed a lower one "
         "within the budget and CROSSPOINT_PRECISION is not fp32)",

@@ -123,7 +123,7 @@ class OnnxRuntimeBackend(InferenceBackend):
                 choice = Served("onnxruntime", "fp32", f"openvino failed: {type(exc).__name__}")
         if session is None:
             session = ort.InferenceSession(
-                str(info.path / "model.onnx"), sess_options=self._session_options(), providers=self._providers
+                str(info.path / choice.file), sess_options=self._session_options(), providers=self._providers
             )
         logger.info(
             "%s version %s: %s %s (%s)",

@@ -48,7 +48,7 @@ def test_model(tiny_repository: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     main(["--quick", "--repository", str(tiny_repository), "--out", str(tmp_path)])
     document = check_outputs(tmp_path, "model", ("throughput", "parity"))
     forms = {row["form"] for row in document["tables"]["throughput"]}
-    fast = {f"openvino-{precision}" for precision in cpu_precisions()}  # where openvino and the units are
+    fast = {"onnx-int8"} | {f"openvino-{precision}" for precision in cpu_precisions()}  # openvino: units
     assert forms == {"eager", "onnx-naive", "onnx", "torchscript"} | fast
     if fast:
         assert {row["form"] for row in document["tables"]["budget"]} == fast
