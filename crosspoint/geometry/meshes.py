@@ -17,6 +17,7 @@ import trimesh
 from crosspoint.geometry import gltf, preflight
 from crosspoint.geometry.errors import EmptyGeometryError, GeometryError, ParseError
 from crosspoint.geometry.limits import Limits, check_limit
+from crosspoint.geometry.ply_ascii import ascii_ply_as_binary
 
 MESH_FORMATS = ("obj", "stl", "ply", "off", "glb", "gltf")
 
@@ -92,6 +93,8 @@ def read_mesh(data: bytes, format: str, limits: Limits) -> tuple[np.ndarray, np.
     """Vertices (input frame) and triangles, or faces=None for a point-only file."""
     source = f"{format.upper()} file"
     _PREFLIGHT[format](data, limits)
+    if format == "ply":
+        data = ascii_ply_as_binary(data) or data  # same mesh, read ~10x faster (ply_ascii.py)
     try:
         scene = trimesh.load_scene(io.BytesIO(data), file_type=format, process=False, skip_materials=True)
         vertices, faces = flatten_scene(scene, limits, source)
