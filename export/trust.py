@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,19 @@ class OodStats:
     def dim(self) -> int:
         return int(self.means.shape[1])
 
+    @cached_property
+    def _mean_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The class means on the basis and their squared norms: the same for every call of `distances`,
+        and most of its work when a request scores one row (~10 MFLOP, computed once per version)."""
+        return self.means @ self.basis, (self.means**2).sum(-1)
+
     def distances(self, embeddings: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance of each row to each class mean, divided by D: [B, C]."""
         x = np.asarray(embeddings, dtype=np.float64)[:, self.features[0] : self.features[1]]
+        means_inside, means_norm = self._mean_terms
         # Expanded so no [B, C, D] tensor is built: ||x - m||^2 and its projection onto the basis.
-        inside = (x @ self.basis)[:, None, :] - (self.means @ self.basis)[None, :, :]  # [B, C, r]
-        total = (x * x).sum(-1)[:, None] - 2.0 * x @ self.means.T + (self.means**2).sum(-1)[None, :]
+        inside = (x @ self.basis)[:, None, :] - means_inside[None, :, :]  # [B, C, r]
+        total = (x * x).sum(-1)[:, None] - 2.0 * x @ self.means.T + means_norm[None, :]
         along = (inside**2).sum(-1)
         d2 = (inside**2 / self.variances).sum(-1) + np.maximum(total - along, 0.0) / self.residual_variance
         return d2 / self.dim
