@@ -13,7 +13,12 @@ class head was trained with (read from the version's crosspoint.json; 0.1 / 0 ot
   head that never saw it (`validation_logits`).
 The graph runs on ONNX Runtime (CPU), the same file the gateway serves; its outputs over the train
 split are cached (`cache_dir`, keyed by graph + points), so a second run takes seconds.
-Writes ood.npz, then calibration.json (atomically) into the version directory; nothing else is touched.
+- the up-axis selector of up_axis=auto (export/trust.py UpSelector): UP_SHAPES shapes of the fitting
+  part (seeded), each turned by a random signed axis permutation (new up axis + random heading, as
+  `crosspoint eval trust` measures) and shown under the 6 candidate up axes; logistic regression on the
+  embedding, label 1 for the true up; C chosen on UP_VAL_SHAPES validation shapes turned the same way.
+Writes ood.npz and up_axis.npz, then calibration.json (atomically) into the version directory; nothing
+else is touched.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +38,17 @@ import numpy as np
 from export.metadata import ServingMetadata, file_sha256
 from export.repository import ONNX_FILE, latest_version, read_model_metadata, version_dir, write_text_atomic
 from export.trust import (
+    AUTO_UP_AXES,
     CALIBRATION_FILE,
     CALIBRATION_FORMAT,
     OOD_FILE,
     OOD_METHOD,
+    UP_FILE,
+    UP_METHOD,
     OodStats,
+    UpSelector,
+    auto_candidates,
+    turn_randomly,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +57,11 @@ DEFAULT_RANK = 256
 DEFAULT_FIT_PER_CLASS = 0  # 0 = every shape of the fitting part
 TARGET_TPR = 0.95
 ECE_BINS = 15
+UP_SHAPES = 1500  # fitting shapes shown under all 6 up axes to the up-axis selector
+UP_VAL_SHAPES = 300  # validation shapes, the same way: its C and its in_distribution cut-off
+UP_CHUNK = 100
+UP_CS = (0.1, 0.3, 1.0)
+UP_CONFIDENCE_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0)
 
 
 # --- running the exported graph ---
@@ -277,6 +293,135 @@ def validation_logits(
     )
 
 
+# --- the up-axis selector (up_axis=auto) ---
+
+
+@dataclass(frozen=True)
+class TurnedShapes:
+    rows: np.ndarray  # rows of CalibrationData.points
+    turned: np.ndarray  # those shapes, each turned by a random signed axis permutation [M, N, 3]
+    truth: np.ndarray  # index into AUTO_UP_AXES of the axis that brings each upright again [M]
+
+
+def turned_shapes(points: np.ndarray, rows: np.ndarray, count: int, seed: int) -> TurnedShapes:
+    """`count` of `rows` chosen with `seed`, each turned at random (export.trust.turn_randomly). The
+    order and the turns do not depend on `count`, so a smaller run is a prefix of a larger one (and
+    reuses its cached graph outputs)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(np.asarray(rows))
+    which = order[: min(count, len(order))]
+    turned, truth, _ = turn_randomly(points[order], rng)
+    return TurnedShapes(rows=which, turned=turned[: len(which)], truth=truth[: len(which)])
+
+
+def up_axis_found(logits: np.ndarray, truth: np.ndarray) -> float:
+    """Share of shapes whose most upright candidate (argmax of `logits [M * 6]`) is the true up axis."""
+    return float((logits.reshape(len(truth), len(AUTO_UP_AXES)).argmax(1) == truth).mean())
+
+
+def fit_up_selector(
+    fit_embeddings: np.ndarray,
+    fit_truth: np.ndarray,
+    val_embeddings: np.ndarray,
+    val_truth: np.ndarray,
+    cs: tuple[float, ...] = UP_CS,
+) -> tuple[UpSelector, dict[str, Any]]:
+    """Logistic regression "this candidate is upright" (1 of each shape's 6 rows) on the standardised
+    embedding; C chosen by how often the validation shapes' most upright candidate is the true one."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(fit_embeddings, dtype=np.float64)
+    y = (np.arange(len(AUTO_UP_AXES))[None, :] == np.asarray(fit_truth)[:, None]).ravel()
+    scaler = StandardScaler().fit(x)
+    z = scaler.transform(x)
+    found: dict[str, float] = {}
+    best: tuple[float, float, UpSelector] | None = None
+    for c in cs:
+        clf = LogisticRegression(C=c, max_iter=2000).fit(z, y)
+        scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+        weights = clf.coef_[0] / scale
+        selector = UpSelector(weights, float(clf.intercept_[0] - scaler.mean_ @ weights))
+        found[str(c)] = up_axis_found(selector.logits(val_embeddings), val_truth)
+        if best is None or found[str(c)] > best[0]:  # ties keep the smaller C (listed first)
+            best = (found[str(c)], c, selector)
+    assert best is not None
+    return best[2], {"C": best[1], "val_axis_found_by_C": found}
+
+
+def candidate_outputs(
+    graph: Path, turned: np.ndarray, *, cache_dir: Path | None = None, label: str = ""
+) -> dict[str, np.ndarray]:
+    """The graph's outputs for the 6 up_axis=auto candidates of each cloud ([M * 6, ...], auto_candidates
+    order), run and cached in chunks of UP_CHUNK shapes so an interrupted run keeps what it did."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(turned), UP_CHUNK):
+        done = min(i + UP_CHUNK, len(turned))
+        out = run_graph(graph, auto_candidates(turned[i:done]), cache_dir=cache_dir)
+        for name, value in out.items():
+            parts.setdefault(name, []).append(value)
+        if label:
+            log.info("%s: %d/%d shapes x %d up axes", label, done, len(turned), len(AUTO_UP_AXES))
+    return {name: np.concatenate(value) for name, value in parts.items()}
+
+
+def _fit_up_axis(
+    graph: Path,
+    sets: CalibrationData,
+    seed: int,
+    shapes: int,
+    stats: OodStats,
+    threshold: float,
+    temperature: float | None,
+    cache_dir: Path | None,
+) -> tuple[UpSelector, dict[str, Any]]:
+    """The up-axis selector of a version and its calibration.json section (module doc). With a
+    temperature (classify) its confidence weight is the one of UP_CONFIDENCE_WEIGHTS whose keys give
+    the best top-1 on the turned validation shapes (the served head refitted on them too: README)."""
+    fit = turned_shapes(sets.points, sets.head_idx, shapes, seed)
+    val = turned_shapes(sets.points, sets.val_idx, UP_VAL_SHAPES, seed + 1)
+    fit_out = candidate_outputs(graph, fit.turned, cache_dir=cache_dir, label="up axis (fitting shapes)")
+    val_out = candidate_outputs(graph, val.turned, cache_dir=cache_dir, label="up axis (validation shapes)")
+    selector, info = fit_up_selector(fit_out["embedding"], fit.truth, val_out["embedding"], val.truth)
+    val_embeddings = val_out["embedding"]
+    confidence = None
+    if temperature is not None:
+        probabilities = softmax(val_out["logits"], temperature)
+        confidence, predicted = probabilities.max(1), probabilities.argmax(1)
+        correct = (predicted == np.repeat(sets.labels[val.rows], len(AUTO_UP_AXES))).reshape(
+            -1, len(AUTO_UP_AXES)
+        )
+        top1 = {}
+        for weight in UP_CONFIDENCE_WEIGHTS:
+            keys = replace(selector, confidence_weight=weight).keys(val_embeddings, confidence)
+            top1[str(weight)] = float(
+                correct[np.arange(len(correct)), keys.reshape(correct.shape).argmax(1)].mean()
+            )
+        weight = max(UP_CONFIDENCE_WEIGHTS, key=lambda w: (top1[str(w)], -w))
+        selector = replace(selector, confidence_weight=weight)
+        info |= {"confidence_weight": weight, "val_top1_by_confidence_weight": top1}
+    keys = selector.keys(val_embeddings, confidence)
+    picks = keys.reshape(len(val.truth), len(AUTO_UP_AXES)).argmax(1)
+    kept = val_embeddings.reshape(len(val.truth), len(AUTO_UP_AXES), -1)[np.arange(len(picks)), picks]
+    section = {
+        "method": UP_METHOD,
+        "file": UP_FILE,
+        "features": "the whole embedding",
+        "score": "key = logistic log-odds that the candidate is the shape upright (+ confidence_weight x "
+        "calibrated top-1 probability, classify); auto keeps the largest; the receipt shows the keys' softmax "
+        "over the 6",
+        "fit_shapes": len(fit.truth),
+        "val_shapes": len(val.truth),
+        "turns": "each shape turned by a random signed axis permutation (48: new up axis, heading, mirror), "
+        "seeded; all 6 candidates of each, label 1 for the true up",
+        "seed": {"fitting": seed, "validation": seed + 1},
+        **info,
+        "val_axis_found": up_axis_found(keys, val.truth),
+        "val_kept_in_distribution": float((stats.score(kept) <= threshold).mean()),
+    }
+    return selector, section
+
+
 # --- the command ---
 
 
@@ -289,8 +434,10 @@ def calibrate_version(
     rank: int = DEFAULT_RANK,
     data: Path | None = None,
     cache_dir: Path | None = None,
+    up_shapes: int = UP_SHAPES,
 ) -> dict[str, Any]:
-    """Fit and write calibration.json + ood.npz for one version of embed or classify; returns the document."""
+    """Fit and write calibration.json + ood.npz + up_axis.npz for one version of embed or classify;
+    returns the document."""
     metadata = read_model_metadata(repository, model, version)
     directory = version_dir(repository, model, metadata.version)
     graph = directory / ONNX_FILE
@@ -348,6 +495,9 @@ def calibrate_version(
             "ece_before": reliability(softmax(logits), val_labels)["ece"],
             "ece_after": reliability(softmax(logits, temperature), val_labels)["ece"],
         }
+    selector, document["up_axis"] = _fit_up_axis(
+        source, sets, seed, up_shapes, stats, threshold, document["temperature"], cache_dir
+    )
     document["computed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     document["seconds"] = round(time.time() - start, 1)
     stats_path = directory / OOD_FILE
@@ -356,6 +506,12 @@ def calibrate_version(
         np.savez(fh, **stats.arrays())
     document["ood"]["sha256"] = file_sha256(tmp)
     os.replace(tmp, stats_path)
+    up_path = directory / UP_FILE
+    tmp = up_path.with_name(f".{UP_FILE}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **selector.arrays())
+    document["up_axis"]["sha256"] = file_sha256(tmp)
+    os.replace(tmp, up_path)
     # The document last: a reader that finds it finds the statistics it names.
     write_text_atomic(directory / CALIBRATION_FILE, json.dumps(document, indent=1, sort_keys=True) + "\n")
     return document

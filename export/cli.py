@@ -130,12 +130,16 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(min=0, help="Fitting shapes per class for the OOD statistics (0 = all)")
         ] = 0,
         rank: Annotated[int, typer.Option(min=1, help="PPCA rank of the shared covariance")] = 256,
+        up_shapes: Annotated[
+            int, typer.Option(min=1, help="Fitting shapes, each under 6 up axes, for up_axis=auto's selector")
+        ] = 1500,
         data: Annotated[Path | None, typer.Option(help="ModelNet40 npz (default: the shared one)")] = None,
         cache_dir: Annotated[
             Path | None, typer.Option(help="Cache graph outputs here (default .cache/calibrate)")
         ] = None,
     ) -> None:
-        """Fit temperature + OOD statistics of served versions on ModelNet40 validation; write them beside the graph."""
+        """Fit temperature, OOD statistics and the up_axis=auto selector of served versions on ModelNet40
+        train; write them beside the graph."""
         import logging
 
         from export.calibrate import calibrate_version
@@ -152,6 +156,7 @@ def register(app: typer.Typer) -> None:
                     rank=rank,
                     data=data,
                     cache_dir=cache_dir or Path(".cache/calibrate"),
+                    up_shapes=up_shapes,
                 )
             except (ValueError, OSError) as exc:
                 typer.echo(f"calibrate {model} failed: {exc}", err=True)
@@ -159,8 +164,9 @@ def register(app: typer.Typer) -> None:
             temperature = f"temperature {doc['temperature']:.3f}, " if doc["temperature"] else ""
             typer.echo(
                 f"{model} v{doc['version']}: {temperature}OOD threshold {doc['ood']['threshold']:.3f} "
-                f"({doc['data']['fit_rows']} fitting / {doc['data']['val_rows']} validation shapes, "
-                f"{doc['seconds']:.0f} s)"
+                f"({doc['data']['fit_rows']} fitting / {doc['data']['val_rows']} validation shapes), "
+                f"up axis found for {doc['up_axis']['val_axis_found']:.1%} of turned validation shapes "
+                f"({doc['seconds']:.0f} s)"
             )
 
     @app.command("validate-repository")

@@ -25,7 +25,7 @@ import numpy as np
 
 from crosspoint.geometry.normalize import up_axis_rotation
 from export.contract import NUM_CATEGORIES
-from export.trust import AUTO_UP_AXES, Trust, TrustError, auto_candidates, choose_up_axis, load_trust
+from export.trust import AUTO_UP_AXES, Trust, TrustError, auto_candidates, auto_choice, load_trust
 from server.backends.base import InferenceBackend, ModelInfo, ServedModel
 from server.core.config import Settings
 from server.errors import ServingError
@@ -186,9 +186,9 @@ class InferenceService:
         self, served: ServedModel, prepared: Prepared, auto: bool, trust: Trust | None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The graph's outputs for one shape (one row) and its receipt; with up_axis=auto, the 6
-        orientations run as one batch and one is kept: for classify the most confident (calibrated
-        top-1 probability; it gave the better top-1 in the README's measurement), else the most in
-        distribution (lowest ood_score). The receipt's up_axis_scores are the OOD scores either way."""
+        orientations run as one batch and one is kept by export.trust.auto_choice (the version's
+        up-axis selector: the most upright candidate), computed here from the outputs, so every backend
+        chooses alike. The receipt's up_axis_scores are that rule's per-axis scores."""
         if not auto:
             return await self.backend.infer(served, {"points": prepared.points[None]}), prepared.receipt
         out = await self.backend.infer(served, {"points": auto_candidates(prepared.points[None])})
@@ -196,17 +196,14 @@ class InferenceService:
         confidence = None
         if logits is not None:
             confidence = (trust.probabilities(logits) if trust else softmax(logits)).max(axis=-1)
-        if trust is not None:
-            scores = trust.ood_scores(out["embedding"])
-        elif confidence is not None:
-            scores = -confidence
-        else:
+        choice = auto_choice(trust, out["embedding"], confidence)
+        if choice is None:
             raise ServingError(
                 "up_axis_auto_unavailable",
                 f"up_axis=auto needs OOD statistics; model '{served.info.name}' version "
                 f"{served.info.version} has none (run `crosspoint calibrate`)",
             )
-        best = choose_up_axis(-confidence, scores) if confidence is not None else choose_up_axis(scores)
+        best, scores = choice
         chosen = {name: value[best : best + 1] for name, value in out.items()}
         per_axis = {axis: float(scores[i]) for i, axis in enumerate(AUTO_UP_AXES)}
         return chosen, oriented_receipt(prepared.receipt, AUTO_UP_AXES[best], per_axis)
@@ -222,8 +219,9 @@ class InferenceService:
                 "has none (run `crosspoint calibrate`)",
             )
         out = await self.backend.infer(embed, {"points": auto_candidates(prepared.points[None])})
-        scores = trust.ood_scores(out["embedding"])
-        best = choose_up_axis(scores)
+        choice = auto_choice(trust, out["embedding"])
+        assert choice is not None  # a calibrated version always has a rule
+        best, scores = choice
         per_axis = {axis: float(scores[i]) for i, axis in enumerate(AUTO_UP_AXES)}
         points = auto_candidates(prepared.points[None])[best]
         return replace(

@@ -11,18 +11,32 @@ import numpy as np
 import pytest
 
 from crosspoint import geometry
-from export.calibrate import fit_ood_stats, fit_temperature, reliability, softmax, threshold_at
+from export.calibrate import (
+    fit_ood_stats,
+    fit_temperature,
+    fit_up_selector,
+    reliability,
+    softmax,
+    threshold_at,
+    up_axis_found,
+)
 from export.trust import (
     AUTO_UP_AXES,
     CALIBRATION_FILE,
     CALIBRATION_FORMAT,
     OOD_FILE,
     OOD_METHOD,
+    UP_FILE,
+    UP_METHOD,
     TrustError,
     auto_candidates,
+    auto_choice,
     choose_up_axis,
     file_sha256,
     load_trust,
+    signed_permutations,
+    true_up_index,
+    turn_randomly,
 )
 from tests.server.helpers import MESHES, require
 
@@ -163,3 +177,47 @@ def test_statistics_can_describe_a_slice_of_the_embedding() -> None:
     from export.trust import OodStats
 
     assert OodStats.from_arrays(half.arrays()).features == (6, 12)
+
+
+def test_turns_are_undone_by_the_true_up_axis() -> None:
+    """turn_randomly's truth is the candidate with the shape's own up back on +y (heading still turned):
+    its y coordinates are the upright shape's, and all 48 signed permutations occur."""
+    rng = np.random.default_rng(0)
+    upright = rng.normal(size=(200, 64, 3)).astype(np.float32)
+    turned, truth, turns = turn_randomly(upright, rng)
+    rows = auto_candidates(turned).reshape(len(upright), len(AUTO_UP_AXES), 64, 3)
+    assert np.allclose(rows[np.arange(len(upright)), truth][..., 1], upright[..., 1], atol=1e-6)
+    assert len({t.tobytes() for t in turns}) > 40 and len(signed_permutations()) == 48
+    assert all(true_up_index(t) == i for t, i in zip(turns, truth, strict=True))
+
+
+def test_up_selector_learns_a_direction_and_survives_the_files(tmp_path: Path) -> None:
+    """fit_up_selector on embeddings where 'upright' is one direction: it finds the upright row of new
+    shapes; the standardisation folded into the weights gives the same log-odds; calibration.json
+    names up_axis.npz by sha256."""
+    rng = np.random.default_rng(1)
+    direction = 3.0 * rng.normal(size=16)
+
+    def shapes(n: int) -> tuple[np.ndarray, np.ndarray]:
+        truth = rng.integers(6, size=n)
+        x = rng.normal(size=(n, 6, 16)) * 3.0 + 5.0
+        x[np.arange(n), truth] += direction
+        return x.reshape(n * 6, 16), truth
+
+    (fit_x, fit_y), (val_x, val_y) = shapes(400), shapes(100)
+    selector, info = fit_up_selector(fit_x, fit_y, val_x, val_y)
+    assert up_axis_found(selector.logits(val_x), val_y) == info["val_axis_found_by_C"][str(info["C"])] > 0.8
+    _write(tmp_path)
+    np.savez(tmp_path / UP_FILE, **selector.arrays())
+    document = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    document["up_axis"] = {"method": UP_METHOD, "file": UP_FILE, "sha256": file_sha256(tmp_path / UP_FILE)}
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(document))
+    trust = load_trust(tmp_path)
+    assert trust is not None and trust.up is not None
+    assert np.allclose(trust.up.logits(val_x), selector.logits(val_x))
+    choice = auto_choice(trust, val_x[:6])
+    assert choice is not None and choice[0] == int(np.argmax(selector.logits(val_x[:6])))
+    assert np.isclose(choice[1].sum(), 1.0)  # the receipt's scores: shares of belief over the 6
+    np.savez(tmp_path / UP_FILE, weights=np.zeros(16), bias=np.array(0.0))
+    with pytest.raises(TrustError, match="sha256"):
+        load_trust(tmp_path)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from export.calibrate import run_graph
 from export.repository import ONNX_FILE
-from export.trust import AUTO_UP_AXES, load_trust
+from export.trust import AUTO_UP_AXES, auto_candidates, load_trust
 from server.app import create_app
 from tests.server.helpers import MESHES, gateway_settings, require
 
@@ -62,29 +62,37 @@ def test_identical_uploads_get_identical_scores(trusted: TestClient) -> None:
     assert auto[0]["receipt"] == auto[1]["receipt"] and auto[0]["ood_score"] == auto[1]["ood_score"]
 
 
-def test_up_axis_auto_keeps_the_most_in_distribution_axis(trusted: TestClient) -> None:
-    data = require(MESHES / "bunny.ply").read_bytes()
+def test_up_axis_auto_keeps_the_most_upright_axis(
+    trusted: TestClient, calibrated_repository: Path, shapes: tuple
+) -> None:
+    """auto keeps the candidate the version's up-axis selector finds most upright; the receipt's scores
+    are the selector's shares over the 6 and ood_score is the kept candidate's own."""
+    body = {"points": shapes[0][0].tolist()}
+    seg = trusted.post("/v1/segment?category=Chair", json=body).json()  # the sampled points, same seed
+    candidates = auto_candidates(np.asarray(seg["points"], dtype=np.float32)[None])
     for model in ("embed", "classify"):
-        auto = trusted.post(f"/v1/{model}?up_axis=auto", files={"file": ("b.ply", data)}).json()
+        auto = trusted.post(f"/v1/{model}?up_axis=auto", json=body).json()
+        trust = load_trust(calibrated_repository / model / "1")
+        assert trust is not None and trust.up is not None
+        out = run_graph(calibrated_repository / model / "1" / ONNX_FILE, candidates)
+        embedding = out["embedding"]
+        # classify ranks by uprightness + its fitted weight x the calibrated top-1 probability.
+        confidence = trust.probabilities(out["logits"]).max(-1) if model == "classify" else None
+        logits = trust.up.keys(embedding, confidence)
+        shares = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
         scores = auto["receipt"]["up_axis_scores"]
         assert list(scores) == list(AUTO_UP_AXES)
+        assert [scores[a] for a in AUTO_UP_AXES] == pytest.approx(shares, rel=1e-4, abs=1e-7)
         chosen = auto["receipt"]["up_axis"]
-        assert auto["ood_score"] == pytest.approx(scores[chosen])
-        if model == "embed":  # the most in-distribution; classify keeps the most confident
-            assert chosen == min(scores, key=lambda a: scores[a])
-        # The chosen axis asked for explicitly: its score is the one auto reported for it (the
-        # y candidate is bit-identical; other axes sample in their own frame, so close, not equal).
-        for axis in ("+y", chosen):
-            explicit = trusted.post(
-                f"/v1/{model}", params={"up_axis": axis}, files={"file": ("b.ply", data)}
-            ).json()
-            assert "up_axis_scores" not in explicit["receipt"]
-            if axis == "+y":
-                assert explicit["ood_score"] == pytest.approx(scores["+y"], rel=1e-5)
-    batch = trusted.post("/v1/classify:batch?up_axis=auto", files=[("files", ("b.ply", data))]).json()
+        assert chosen == AUTO_UP_AXES[int(np.argmax(logits))]
+        kept = trust.ood_scores(embedding)[AUTO_UP_AXES.index(chosen)]
+        assert auto["ood_score"] == pytest.approx(float(kept), rel=1e-4)
+        assert auto["in_distribution"] == (auto["ood_score"] <= trust.threshold)
+    batch = trusted.post("/v1/classify:batch?up_axis=auto", json={"items": [body]}).json()
     assert batch["items"][0]["result"]["receipt"]["up_axis"] == chosen
-    seg = trusted.post("/v1/segment?up_axis=auto&category=Chair", files={"file": ("b.ply", data)}).json()
-    assert set(seg["receipt"]["up_axis_scores"]) == set(AUTO_UP_AXES)
+    seg_auto = trusted.post("/v1/segment?up_axis=auto&category=Chair", json=body).json()
+    embed_auto = trusted.post("/v1/embed?up_axis=auto", json=body).json()
+    assert seg_auto["receipt"]["up_axis_scores"] == embed_auto["receipt"]["up_axis_scores"]
 
 
 def test_uncalibrated_versions_say_so(client: TestClient, shapes: tuple) -> None:
