@@ -5,8 +5,8 @@
 The reference is the shipped graph (`model.onnx`, unchanged) in ONNX Runtime fp32, as the gateway ran
 it before. Candidates, in order: the same file in OpenVINO's CPU runtime at bf16 inference precision
 (where the CPU has bf16 units: AVX512-BF16 or AMX); `model.int8.onnx` in ONNX Runtime, derived here
-with int8 weights in every MatMul/Gemm that feeds no TopK (conv5, heads; the kNN path stays fp32);
-the file in OpenVINO at f32. OpenVINO runs a call as sub-batches of `ROWS_PER_REQUEST` rows on
+with int8 weights in every MatMul/Gemm that feeds no TopK (conv5, heads; the kNN path stays fp32),
+run one row per call (`rowwise`); the file in OpenVINO at f32. OpenVINO runs a call as sub-batches of `ROWS_PER_REQUEST` rows on
 `streams` one-thread streams at once (independent work per core instead of intra-op threads that
 wait for each other inside TopK, gathers and maxima).
 
@@ -53,9 +53,10 @@ _OV_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 ROWS_PER_REQUEST = 2
 DEFAULT_STREAMS = 2
 # A candidate within budget must also beat ONNX Runtime fp32 by this much at batch 16 (measured side
-# by side at check time) to be served: OpenVINO f32 on 2-row streams measured 0.9x to 1.6x ONNX
-# Runtime here depending on what else ran on the 2 cores, and slower at batch 2.
-MIN_SPEEDUP = 1.1
+# by side at check time) to be served. Repeated checks of one candidate here moved by about +-10%
+# (OpenVINO f32 on classify: 1.00x, 1.08x, 0.98x, 1.10x on a shared 2-core machine); 1.2 keeps noise
+# from flipping what is served.
+MIN_SPEEDUP = 1.2
 SPEED_ROUNDS = 6
 BUDGET = {
     "embedding_cosine_median": 0.999,
@@ -234,11 +235,41 @@ def _runner(
         return OpenVinoRunner(graph, precision, streams).run, {}
     derived = graph.parent / INT8_FILE
     nodes = quantize_after_knn(graph, derived)
-    return ort_reference(derived), {
-        "file": INT8_FILE,
-        "file_sha256": graph_sha256(derived),
-        "int8_nodes": nodes,
-    }
+    run = rowwise(ort_reference(derived))
+    return run, {"file": INT8_FILE, "file_sha256": graph_sha256(derived), "int8_nodes": nodes}
+
+
+def rowwise(run: Callable[[Arrays], Arrays]) -> Callable[[Arrays], Arrays]:
+    """`run` one row at a time. The int8 graph quantizes activations with one scale per call: over a
+    whole batch, a row's answer moved with its batch-mates (classify top-1 changed for 2 of 16 shapes
+    with the batch they came in); one row per call keeps answers independent of batching, and closer."""
+
+    def run_rows(inputs: Arrays) -> Arrays:
+        rows = len(next(iter(inputs.values())))
+        parts = [run({k: v[i : i + 1] for k, v in inputs.items()}) for i in range(rows)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    return run_rows
+
+
+class RowwiseSession:
+    """An ONNX Runtime session of the int8 graph, called one row at a time (see `rowwise`)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def get_inputs(self) -> Any:
+        return self.session.get_inputs()
+
+    def get_outputs(self) -> Any:
+        return self.session.get_outputs()
+
+    def run(self, output_names: list[str], inputs: Arrays) -> list[np.ndarray]:
+        rows = len(next(iter(inputs.values())))
+        parts = [
+            self.session.run(output_names, {k: v[i : i + 1] for k, v in inputs.items()}) for i in range(rows)
+        ]
+        return [np.concatenate([part[j] for part in parts]) for j in range(len(output_names))]
 
 
 def check_precisions(

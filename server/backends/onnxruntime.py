@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import onnxruntime as ort
 
-from export.precision import Served, serving_choice
+from export.precision import RowwiseSession, Served, serving_choice
 from export.repository import read_max_batch_size
 from server.backends.base import (
     MODEL_INPUTS,
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 @dataclass(eq=False)
 class OrtModel(ServedModel):
     info: ModelInfo
-    session: ort.InferenceSession | OpenVinoSession
+    session: ort.InferenceSession | OpenVinoSession | RowwiseSession
     outputs: tuple[str, ...]
     max_batch_size: int  # the model's own limit (config.pbtxt), 0 = none
     precision: str = "fp32"  # what /v1/models reports: fp32 | bf16
@@ -110,7 +110,7 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     def _load(self, info: ModelInfo) -> OrtModel:
         choice = self._serving_choice(info)
-        session: ort.InferenceSession | OpenVinoSession | None = None
+        session: ort.InferenceSession | OpenVinoSession | RowwiseSession | None = None
         if choice.runtime == "openvino":
             try:
                 session = OpenVinoSession(
@@ -125,6 +125,8 @@ class OnnxRuntimeBackend(InferenceBackend):
             session = ort.InferenceSession(
                 str(info.path / choice.file), sess_options=self._session_options(), providers=self._providers
             )
+            if choice.precision == "int8":
+                session = RowwiseSession(session)  # per-row activation scales: batch-independent answers
         logger.info(
             "%s version %s: %s %s (%s)",
             info.name,

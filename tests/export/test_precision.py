@@ -27,6 +27,7 @@ from export.precision import (
     cpu_precisions,
     ort_reference,
     quantize_after_knn,
+    rowwise,
     run_batched,
     serving_choice,
 )
@@ -88,7 +89,7 @@ def test_each_precision_within_budget_stays_within_on_test_shapes(
             pytest.importorskip("onnx")
             derived = tmp_path / INT8_FILE
             quantize_after_knn(directory / ONNX_FILE, derived)
-        run = ort_reference(derived)
+        run = rowwise(ort_reference(derived))  # as served: one row per call
     inputs, reference = references[model]
     verdict = agreement(model, reference, run_batched(run, inputs))
     assert verdict["passed"], verdict["metrics"]
@@ -195,3 +196,19 @@ def test_triton_openvino_configs_follow_the_verdicts() -> None:
         config = parse_config(path.read_text(), str(path))
         assert backend_of(config) == "openvino" and config.default_model_filename == ONNX_FILE
         assert ("HINT_BF16" in config.parameters) == bf16, model
+
+
+def test_int8_answers_do_not_depend_on_batching(tmp_path: Path) -> None:
+    """The int8 graph's activation scales are per call: run row by row, a row's answer is the same
+    alone or in any batch (over a whole batch it moved with its batch-mates)."""
+    pytest.importorskip("onnx")
+    directory = _shipped("classify")
+    derived = tmp_path / INT8_FILE
+    quantize_after_knn(directory / ONNX_FILE, derived)
+    run = rowwise(ort_reference(derived))
+    inputs, _ = budget_inputs("classify", 1024, 3)
+    together = run(inputs)
+    for row in range(3):
+        alone = run({"points": inputs["points"][row : row + 1]})
+        for name, value in alone.items():
+            np.testing.assert_array_equal(value[0], together[name][row])
