@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     cpu_streams: int = Field(default=2, ge=1)  # OpenVINO streams (one thread each) of the fast path
 
     # Micro-batching and backpressure
-    max_batch_size: int = Field(default=16, ge=1)  # rows per ONNX Runtime call
+    # Rows per ONNX Runtime call. On CPU a bigger batch buys no throughput here (embed: ~100 ms per cloud
+    # at batch 2 and at 16; model-only 10.4/12.4/11.8 clouds/s at batch 1/4/14), but a request that just
+    # misses a call waits for a whole one: at 32 clients (mesh uploads, 2 cores) 4 rows gave p99 8.6-9.0 s
+    # against 11.1-13.7 s at 16, at the same or more req/s (README "Serving speed"). GPUs want 16 or more.
+    max_batch_size: int = Field(default=4, ge=1)
     max_batch_delay_ms: float = Field(default=5.0, ge=0)
     max_queue: int = Field(default=256, ge=1)  # rows waiting (or calls in flight, for Triton)
     retry_after_s: int = Field(default=1, ge=0)
