@@ -24,6 +24,7 @@ from server.api.routes import collections, docs, health, inference, models
 from server.backends.base import InferenceBackend
 from server.core.config import Settings
 from server.core.logging import configure_logging
+from server.core.memory import child_malloc_env, fix_mmap_threshold
 from server.metrics import Metrics
 from server.services.collection_store import CollectionStore
 from server.services.collections import CollectionService
@@ -65,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         start_timeout_s=settings.parse_start_timeout_s,
         max_waiting=settings.parse_max_waiting,
         metrics=metrics,
+        worker_env=child_malloc_env(settings.malloc_mmap_threshold_bytes),
     )
     backend = make_backend(settings, metrics)
     await pool.start()
@@ -105,6 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
+    fix_mmap_threshold(settings.malloc_mmap_threshold_bytes)
     app = FastAPI(
         title="CrossPoint gateway",
         version="1",

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # 8 rows x 4096 points left the gateway at 3.8 GB for good. Without it, a call's memory goes back when
     # it ends, at no measurable cost in latency (README "Reliability").
     ort_cpu_mem_arena: bool = False
+    # Pinned glibc mmap threshold for the gateway and its parse workers (0: glibc's own, which rises after
+    # the first large free and then keeps such blocks in the heap: +50-170 MB per large segment call).
+    malloc_mmap_threshold_bytes: int = Field(default=128 * 1024, ge=0)
     # A batch of one runs different reduction kernels than a batch of two or more (1-ulp differences);
     # padding lone rows to two makes an answer independent of which requests it was batched with.
     batch_invariant: bool = True

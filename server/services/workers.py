@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from server.core.config import REPO_ROOT
@@ -57,11 +57,22 @@ class _Worker:
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        if self.proc is None or self.proc.returncode is not None:
+            return False
+        # The event loop hears of a child's exit from asyncio's child watcher thread, which on a loaded
+        # machine runs late: a worker SIGKILLed from outside stayed listed (and could be handed the next
+        # task) until then. waitid(WNOWAIT) asks the kernel without reaping, so the watcher still gets it.
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:  # reaped meanwhile
+            return False
 
-    async def start(self, memory_mb: int, max_tasks: int, timeout: float) -> None:
+    async def start(
+        self, memory_mb: int, max_tasks: int, timeout: float, extra_env: Mapping[str, str]
+    ) -> None:
         env = dict(os.environ)
         env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        env.update(extra_env)
         path = [str(REPO_ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
         env["PYTHONPATH"] = os.pathsep.join(path)
         self.proc = await asyncio.create_subprocess_exec(
@@ -141,8 +152,10 @@ class ParsePool:
         start_timeout_s: float,
         max_waiting: int,
         metrics: Metrics,
+        worker_env: Mapping[str, str] | None = None,
     ) -> None:
         self._workers = [_Worker(i) for i in range(size)]
+        self._worker_env = dict(worker_env or {})
         self._memory_mb = memory_mb
         self._max_tasks = max_tasks_per_worker
         self._start_timeout = start_timeout_s
@@ -174,7 +187,7 @@ class ParsePool:
         async with worker.lock:
             if worker.alive:
                 return
-            await worker.start(self._memory_mb, self._max_tasks, self._start_timeout)
+            await worker.start(self._memory_mb, self._max_tasks, self._start_timeout, self._worker_env)
             assert worker.proc is not None
             self._spawn(self._watch(worker, worker.proc))
         self._update_gauge()

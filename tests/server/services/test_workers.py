@@ -3,6 +3,7 @@ nothing is left running after shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import threading
@@ -15,6 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.metrics import Metrics
+from server.services.workers import ParsePool
 from tests.server.api.routes.test_inference import assert_error
 from tests.server.helpers import gateway_settings, npy_bytes
 
@@ -89,6 +92,28 @@ def test_slow_parse_is_killed_and_next_request_works(repository: Path, big_obj: 
         assert after != before and not alive(before)
         assert client.post("/v1/embed", json=SMALL).status_code == 200
         assert 'crosspoint_parse_worker_restarts_total{reason="timeout"} 1.0' in client.get("/metrics").text
+
+
+def test_a_killed_worker_is_not_listed_before_the_event_loop_hears_of_it() -> None:
+    # The loop learns of a child's exit from asyncio's watcher thread, late on a loaded machine: the
+    # pool listed a SIGKILLed worker until then (test_worker_killed_mid_parse failed on exactly that).
+    async def scenario() -> None:
+        pool = ParsePool(
+            1, memory_mb=512, max_tasks_per_worker=10, start_timeout_s=60, max_waiting=4, metrics=Metrics()
+        )
+        await pool.start()
+        try:
+            (pid,) = pool.pids
+            os.kill(pid, 9)
+            deadline = time.monotonic() + 10
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)  # blocking: the loop cannot run the watcher's exit callback meanwhile
+            assert not alive(pid)
+            assert pid not in pool.pids and pool.alive == 0
+        finally:
+            await pool.stop()
+
+    asyncio.run(scenario())
 
 
 def test_worker_killed_mid_parse(repository: Path, big_obj: bytes) -> None:
