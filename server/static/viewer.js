@@ -233,7 +233,7 @@ function showReceipt(receipt) {
   showRows("receipt-summary", [
     ["source", source],
     ["points", `${receipt.num_points} of ${receipt.requested_points} (${receipt.sampling}, seed ${receipt.seed})`],
-    ["up axis", receipt.up_axis_scores ? `${receipt.up_axis} (auto: lowest ood_score of 6)` : receipt.up_axis],
+    ["up axis", receipt.up_axis_scores ? `${receipt.up_axis} (auto: the most upright of 6)` : receipt.up_axis],
     ["centroid", (receipt.centroid || []).map((v) => fixed(v, 3)).join(", ")],
     ["scale", fixed(receipt.scale, 4)],
     ["dropped", `${receipt.dropped_nonfinite} non-finite, ${receipt.duplicates_removed} duplicates`],
