@@ -3,6 +3,7 @@ same batch size and against the naive server (FastAPI + eager PyTorch), all in o
 
     python -m bench.gateway                              # embed/classify/segment at concurrency 1, 8, 32
     python -m bench.gateway --endpoints embed --concurrency 32 --max-seconds 60
+    python -m bench.gateway --endpoints --concurrency 1 8 32     # mesh uploads to /v1/embed only
 
 - gateway: `crosspoint serve` (uvicorn, ONNX Runtime backend with micro-batching, 2 parse workers,
   `CROSSPOINT_ORT_INTRA_OP_THREADS=--threads`, reload off) in a subprocess;
@@ -11,7 +12,8 @@ same batch size and against the naive server (FastAPI + eager PyTorch), all in o
   threads) at the gateway's mean rows per backend call in that phase (from its /metrics), on the same
   real shapes prepared in advance: the most the gateway could do at that batch size.
 Requests: JSON `{"points": ...}` bodies of raw real shapes (ModelNet40 test shapes; ShapeNetPart with
-`?category=` for segment), and one multipart mesh upload case (classify). The client is an async httpx
+`?category=` for segment), and multipart mesh uploads (bunny.ply to embed, at each concurrency: the
+issue 21 bar). The client is an async httpx
 closed loop in this process (`bench/loadgen.py`); it shares the 2 cores with the servers.
 Phases alternate gateway / naive (order flipped each time), each bounded by requests and seconds.
 """
@@ -46,11 +48,13 @@ def shape_calls(endpoint: str, count: int, prefix: str = "/v1") -> list[Call]:
     return calls
 
 
-def mesh_calls(naive: bool) -> list[Call]:
+def mesh_calls(endpoint: str, naive: bool) -> list[Call]:
     from crosspoint.data import shared_data_dir
 
     path = shared_data_dir() / MESH
-    return [multipart_call("/v1/classify:file" if naive else "/v1/classify", path.name, path.read_bytes())]
+    return [
+        multipart_call(f"/v1/{endpoint}:file" if naive else f"/v1/{endpoint}", path.name, path.read_bytes())
+    ]
 
 
 class ModelOnly:
@@ -104,8 +108,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
+    parser.add_argument("--endpoints", nargs="*", default=list(ENDPOINTS), choices=ENDPOINTS)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--mesh-endpoint", default="embed", choices=("embed", "classify"), help="of the mesh upload case"
+    )
+    parser.add_argument(
+        "--mesh-concurrency", type=int, nargs="*", default=None, help="default: --concurrency"
+    )
     parser.add_argument("--requests-per-client", type=int, default=3, help="requests = max(8, this x c)")
     parser.add_argument("--max-seconds", type=float, default=25.0, help="per phase: no new requests after")
     parser.add_argument("--shapes", type=int, default=16, help="distinct real shapes per endpoint")
@@ -128,6 +138,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.concurrency, args.requests_per_client, args.max_seconds, args.shapes = [2], 1, 5.0, 4
         args.warmup_clients = 2
+    if args.mesh_concurrency is None:
+        args.mesh_concurrency = args.concurrency
     return args
 
 
@@ -209,21 +221,26 @@ def run(args: argparse.Namespace, report: Report) -> None:
             **({variant_name: other} if other else {}),
             **({"naive": naive} if naive else {}),
         }
-        for endpoint in args.endpoints:  # warm-up: first calls, and the gateways at full batches
-            for target, server in targets.items():
-                run_phase(server.url, calls[endpoint], 1, 2, 60)
-                if target != "naive":
-                    run_phase(server.url, calls[endpoint], args.warmup_clients, args.warmup_clients, 60)
+        mesh_case = f"{args.mesh_endpoint} (mesh upload)"
+        for endpoint in [*args.endpoints, *([] if args.no_mesh else [mesh_case])]:
+            for target, server in targets.items():  # warm-up: first calls, and the gateways at full batches
+                naive_target = target == "naive"
+                warm = (
+                    mesh_calls(args.mesh_endpoint, naive_target) if endpoint == mesh_case else calls[endpoint]
+                )
+                run_phase(server.url, warm, 1, 2, 60)
+                if not naive_target:
+                    run_phase(server.url, warm, args.warmup_clients, args.warmup_clients, 60)
         cases = [(e, c) for e in args.endpoints for c in args.concurrency]
         if not args.no_mesh:
-            cases.append(("classify (mesh upload)", max(args.concurrency[:2])))
+            cases += [(mesh_case, c) for c in args.mesh_concurrency]
         for n, (endpoint, concurrency) in enumerate(cases):
             mesh = endpoint.endswith("(mesh upload)")
-            served = "classify" if mesh else endpoint
+            served = args.mesh_endpoint if mesh else endpoint
             requests = max(8, args.requests_per_client * concurrency)
             for target in list(targets)[:: -1 if n % 2 else 1]:
                 server = targets[target]
-                phase_calls = mesh_calls(target == "naive") if mesh else calls[endpoint]
+                phase_calls = mesh_calls(served, target == "naive") if mesh else calls[endpoint]
                 before = scrape(server.url) if target != "naive" else {}
                 row = {"endpoint": endpoint, "concurrency": concurrency, "target": target}
                 row.update(measure(server, phase_calls, concurrency, requests, args.max_seconds))
@@ -306,6 +323,13 @@ def summarize_rows(rows: list[dict[str, Any]], report: Report, args: argparse.Na
                     else ""
                 )
             )
+        if endpoint.endswith("(mesh upload)") and concurrency == 32 and "x_vs_naive" in gw:
+            met = gw["x_vs_naive"] >= 8 and not gw["errors"] and gw["p99_ms"] < 1000
+            verdicts.append(
+                f"- issue 21 bar, {endpoint} at 32 clients: {gw['x_vs_naive']:.1f}x naive (>= 8x), "
+                f"{sum(gw['errors'].values())} errors (0), p99 {gw['p99_ms']:.0f} ms (< 1000): "
+                f"{'met' if met else 'MISSED'}"
+            )
     report.note("Targets at the highest concurrency:\n\n" + "\n".join(verdicts))
 
 
@@ -313,15 +337,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     report = Report("gateway", argv)
     report.note(
-        "Gateway = `crosspoint serve` (ONNX Runtime backend, micro-batching up to 16 rows / 5 ms, segment "
-        f"max 8 rows, batch-of-1 padded to 2 for batch invariance, 2 parse workers, {args.threads} ORT "
+        "Gateway = `crosspoint serve` (ONNX Runtime backend, micro-batching up to 4 rows / 5 ms (the default; "
+        f"segment: its own limit 8), batch-of-1 padded to 2 for batch invariance, 2 parse workers, {args.threads} ORT "
         "threads); naive = `bench/naive_server.py` (FastAPI + eager PyTorch training form, one request per "
         f"forward, {args.threads} torch threads); model-only = our ONNX graph in ONNX Runtime at the "
         "gateway's mean rows per backend call of that phase. Closed-loop async httpx clients on loopback, "
         f"requests per phase = max(8, {args.requests_per_client} x clients), no new request after "
         f"{args.max_seconds:.0f} s; req/s = OK answers / wall time. JSON bodies of {args.shapes} raw real "
         "shapes per endpoint (ModelNet40 test shapes, ShapeNetPart with ?category= for segment); the mesh "
-        f"case uploads {MESH.name} (16,301 faces) as multipart to classify."
+        f"case uploads {MESH.name} (ASCII PLY, 16,301 faces, 659 KB) as multipart to {args.mesh_endpoint} "
+        f"(naive: /v1/{args.mesh_endpoint}:file, same crosspoint.geometry load + prepare in the request)."
     )
     run(args, report)
     report.write(args.out)

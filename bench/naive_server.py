@@ -78,14 +78,22 @@ def create_app(classifier: Path, segmenter: Path | None, threads: int = 2, num_p
     async def classify(body: PointsIn, top_k: int = 5) -> dict[str, Any]:
         return classify_points(points_of(body, num_points), top_k)
 
-    @app.post("/v1/classify:file")
-    async def classify_file(file: UploadFile = File(...), top_k: int = 5) -> dict[str, Any]:
+    async def file_points(file: UploadFile) -> np.ndarray:
         fmt = Path(file.filename or "").suffix.lstrip(".").lower()
         try:
-            shape = load(await file.read(), fmt)
+            return prepare(load(await file.read(), fmt), num_points, "y", 0)[0]
         except GeometryError as exc:
             raise HTTPException(422, str(exc)) from None
-        return classify_points(prepare(shape, num_points, "y", 0)[0], top_k)
+
+    @app.post("/v1/classify:file")
+    async def classify_file(file: UploadFile = File(...), top_k: int = 5) -> dict[str, Any]:
+        return classify_points(await file_points(file), top_k)
+
+    @app.post("/v1/embed:file")
+    async def embed_file(file: UploadFile = File(...)) -> dict[str, Any]:
+        points = await file_points(file)
+        with torch.no_grad():
+            return {"embedding": net.forward_features(torch.from_numpy(points)[None])[0].tolist()}
 
     @app.post("/v1/segment")
     async def segment(body: PointsIn, category: str = Query(...)) -> dict[str, Any]:
