@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def test_each_precision_within_budget_stays_within_on_test_shapes(
     directory = _shipped(model)
     if precision not in _passed(model, runtime):
         pytest.skip(f"{model}: {runtime} {precision} is outside budget in {PRECISION_FILE}")
+    run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
     if runtime == "openvino":
         if precision not in cpu_precisions():
             pytest.skip(f"this CPU cannot run openvino {precision}")
