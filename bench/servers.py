@@ -40,21 +40,33 @@ class Server:
     pid: int  # also its process group
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) used so far by the server's process group, reaped children included."""
+        """CPU time (user + system) used so far by the server, its process group and descendants."""
         return group_cpu_seconds(self.pid)
 
 
 def group_cpu_seconds(group: int) -> float:
-    total = 0
+    """CPU time (user + system) used so far by the process group `group` and by every descendant of its
+    leader (the gateway's parse workers run in sessions of their own), reaped children included."""
+    procs: dict[int, tuple[int, int, int]] = {}  # pid -> (parent, group, clock ticks)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:  # the process exited meanwhile
             continue
         fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if int(fields[2]) == group:  # pgrp
-            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-    return total / _TICK
+        ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        procs[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), ticks)
+
+    def counted(pid: int) -> bool:
+        for _ in range(64):  # up the parent chain to the leader (or to init)
+            if pid == group or procs.get(pid, (0, 0, 0))[1] == group:
+                return True
+            pid = procs.get(pid, (0, 0, 0))[0]
+            if pid <= 1:
+                return False
+        return False
+
+    return sum(ticks for pid, (_, _, ticks) in procs.items() if counted(pid)) / _TICK
 
 
 @dataclass(frozen=True)
