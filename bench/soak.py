@@ -7,19 +7,22 @@ memory of the gateway and its parse workers sampled all along.
 Tasks, round robin over real shapes: embed, classify, segment with its category (JSON bodies of raw
 ModelNet40 / ShapeNetPart shapes), segment without a category (16 rows), embed:batch of 4, and a
 multipart mesh upload (bunny.ply) to classify. Reports errors by status, p50/p99 of OK answers, and RSS
-(gateway + workers, the server's process group) sampled all along: the floor and median of the minute
-after warm-up against those of the last minute ("flat": within 10%), and the peak.
+(gateway + workers, the server's process group) sampled all along, after warm-up (the first 2 minutes by
+default) against warm-up: peak vs peak and 1-minute floors (memory kept between requests); "flat": both
+within 10%.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from bench.gateway import MESH, serve_args, shape_calls
@@ -61,27 +64,33 @@ class RssSampler(threading.Thread):
 
 
 def rss_summary(samples: list[tuple[float, int]], warm_at: float, window_s: float = 60.0) -> dict[str, Any]:
-    """RSS levels from the samples: single samples swing with the requests in flight (their inputs and
-    ONNX Runtime's per-call buffers), so a level is a window's floor (memory kept between requests) and
-    median, for the window right after warm-up and the last one."""
+    """RSS after warm-up against RSS during it. Warm-up is the first `warm_at` seconds (every task has
+    run many times and the largest requests have been met). Single samples swing with the requests in
+    flight (their inputs and per-call buffers), so two levels are compared: the peak (max after warm-up
+    vs max during it) and the floor, what is kept between requests (min of warm-up's last `window_s`
+    vs the highest min of any later `window_s` window). Flat: both within 10%."""
     mb = 2**20
     end = samples[-1][0]
-
-    def window(start: float) -> list[int]:
-        return [rss for t, rss in samples if start <= t <= start + window_s] or [samples[-1][1]]
-
-    warm, last = window(min(warm_at, max(0.0, end - 2 * window_s))), window(max(0.0, end - window_s))
+    warm_at = min(warm_at, max(0.0, end - window_s))  # a short run still has a window after warm-up
+    during = [rss for t, rss in samples if t <= warm_at] or [samples[0][1]]
+    after = [rss for t, rss in samples if t > warm_at] or [samples[-1][1]]
+    warm_floor = min([rss for t, rss in samples if warm_at - window_s <= t <= warm_at] or during)
+    floors = [
+        min(window)
+        for start in np.arange(warm_at, end - window_s / 2, window_s / 2)
+        if (window := [rss for t, rss in samples if start < t <= start + window_s])
+    ] or [min(after)]
     return {
+        "warmup_s": warm_at,
         "rss_start_mb": samples[0][1] / mb,
-        "rss_warm_floor_mb": min(warm) / mb,
-        "rss_warm_median_mb": float(np.median(warm)) / mb,
-        "rss_end_floor_mb": min(last) / mb,
-        "rss_end_median_mb": float(np.median(last)) / mb,
+        "rss_warm_peak_mb": max(during) / mb,
+        "rss_warm_floor_mb": warm_floor / mb,
+        "rss_after_peak_mb": max(after) / mb,
+        "rss_after_floor_max_mb": max(floors) / mb,
+        "rss_end_floor_mb": floors[-1] / mb,
         "rss_peak_mb": max(rss for _, rss in samples) / mb,
-        "drift_floor_pct": 100.0 * (min(last) - min(warm)) / min(warm),
-        "drift_median_pct": 100.0
-        * (float(np.median(last)) - float(np.median(warm)))
-        / float(np.median(warm)),
+        "growth_peak_pct": 100.0 * (max(after) - max(during)) / max(during),
+        "growth_floor_pct": 100.0 * (max(floors) - warm_floor) / warm_floor,
         "rss_samples_mb": [(round(t, 1), round(rss / mb, 1)) for t, rss in samples],
     }
 
@@ -119,9 +128,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument(
-        "--warmup-fraction", type=float, default=0.3, help="the minute 'after warm-up' starts here"
-    )
+    parser.add_argument("--warmup-minutes", type=float, default=2.0, help="'after warm-up' starts here")
     parser.add_argument("--sample-s", type=float, default=2.0, help="RSS sampling period")
     parser.add_argument("--shapes", type=int, default=8, help="distinct real shapes per task")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
@@ -145,6 +152,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     calls = mixed_calls(args.shapes)
     with server_process(serve_args(port), port, "/readyz", env=env) as server:
+        models = httpx.get(server.url + "/v1/models", timeout=30).json()["models"]
+        runtimes = {m["name"]: f"{m.get('runtime', '?')} {m.get('precision', '?')}" for m in models}
         sampler = RssSampler(server.pid, args.sample_s)
         sampler.start()
         seconds = args.minutes * 60
@@ -157,7 +166,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     row.update(
         clients=args.clients,
         minutes=args.minutes,
-        **rss_summary(sampler.samples, args.warmup_fraction * seconds),
+        runtimes=runtimes,
+        **rss_summary(sampler.samples, args.warmup_minutes * 60),
     )
     return row
 
@@ -172,13 +182,13 @@ COLUMNS = [
     ("p50_ms", "p50 ms", "{:.0f}"),
     ("p99_ms", "p99 ms", "{:.0f}"),
     ("rss_start_mb", "RSS start MB", "{:.0f}"),
-    ("rss_warm_floor_mb", "warm-up min. floor MB", "{:.0f}"),
-    ("rss_warm_median_mb", "warm-up min. median MB", "{:.0f}"),
-    ("rss_end_floor_mb", "last min. floor MB", "{:.0f}"),
-    ("rss_end_median_mb", "last min. median MB", "{:.0f}"),
-    ("rss_peak_mb", "RSS peak MB", "{:.0f}"),
-    ("drift_floor_pct", "drift floor %", "{:+.1f}"),
-    ("drift_median_pct", "drift median %", "{:+.1f}"),
+    ("rss_warm_peak_mb", "warm-up peak MB", "{:.0f}"),
+    ("rss_after_peak_mb", "peak after MB", "{:.0f}"),
+    ("growth_peak_pct", "peak growth %", "{:+.1f}"),
+    ("rss_warm_floor_mb", "floor at warm-up end MB", "{:.0f}"),
+    ("rss_after_floor_max_mb", "max floor after MB", "{:.0f}"),
+    ("rss_end_floor_mb", "last floor MB", "{:.0f}"),
+    ("growth_floor_pct", "floor growth %", "{:+.1f}"),
 ]
 
 
@@ -186,11 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     report = Report("soak", argv)
     report.note(
-        f"Soak: `crosspoint serve` on {args.repository.name}/ (ONNX Runtime, {args.threads} threads, 2 parse "
-        f"workers, defaults otherwise), {args.clients} closed-loop clients for {args.minutes:g} minutes of mixed "
+        f"Soak: `crosspoint serve` on {args.repository.name}/ ({args.threads} ONNX Runtime threads, 2 parse "
+        "workers, each model on the runtime its precision.json chose (`runtimes`), glibc mmap threshold "
+        f"{os.environ.get('CROSSPOINT_MALLOC_MMAP_THRESHOLD_BYTES', 'pinned (default)')}, defaults "
+        f"otherwise), {args.clients} closed-loop clients for {args.minutes:g} minutes of mixed "
         "tasks (embed, classify, segment with and without category, embed:batch of 4, a bunny.ply upload); RSS "
-        f"of the server's process group sampled every {args.sample_s:g} s; floor and median of the minute from "
-        f"{args.warmup_fraction:.0%} of the run and of the last minute."
+        f"of the server's process group sampled every {args.sample_s:g} s. Warm-up: the first "
+        f"{args.warmup_minutes:g} minutes. Peak growth: max RSS after warm-up vs max during it; floor "
+        "growth: the highest 1-minute floor (min) after warm-up vs the floor of warm-up's last minute."
     )
     row = run(args)
     report.table("soak", "Soak", [row], COLUMNS)
