@@ -101,11 +101,16 @@ def run_graph(
     result = {name: np.concatenate(parts) for name, parts in chunks.items()}
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **result)
-        os.replace(tmp, cache)
+        save_npz_atomic(cache, result)
     return result
+
+
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write then rename: a reader sees the old file or the new one, never a partial one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
 
 
 def shared_embedding(graph: Path, twin: Path, points: np.ndarray, probe: int = 32) -> bool:
@@ -500,18 +505,9 @@ def calibrate_version(
     )
     document["computed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     document["seconds"] = round(time.time() - start, 1)
-    stats_path = directory / OOD_FILE
-    tmp = stats_path.with_name(f".{OOD_FILE}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **stats.arrays())
-    document["ood"]["sha256"] = file_sha256(tmp)
-    os.replace(tmp, stats_path)
-    up_path = directory / UP_FILE
-    tmp = up_path.with_name(f".{UP_FILE}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **selector.arrays())
-    document["up_axis"]["sha256"] = file_sha256(tmp)
-    os.replace(tmp, up_path)
+    for name, arrays, section in ((OOD_FILE, stats.arrays(), "ood"), (UP_FILE, selector.arrays(), "up_axis")):
+        save_npz_atomic(directory / name, arrays)
+        document[section]["sha256"] = file_sha256(directory / name)
     # The document last: a reader that finds it finds the statistics it names.
     write_text_atomic(directory / CALIBRATION_FILE, json.dumps(document, indent=1, sort_keys=True) + "\n")
     return document
