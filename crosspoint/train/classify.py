@@ -46,14 +46,12 @@ def accuracy(
     model: nn.Module, points: np.ndarray, labels: np.ndarray, batch_size: int, device: torch.device
 ) -> float:
     """Top-1 in eval mode and fp32: the form the exported graph serves."""
-    model.eval()
-    correct = 0
+    from crosspoint.eval.features import embed
+
+    features = torch.from_numpy(embed(model, points, batch_size, device)).to(device)
     with torch.no_grad():
-        for start in range(0, len(points), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(points[start : start + batch_size], dtype=np.float32))
-            pred = model(x.to(device)).argmax(dim=1).cpu().numpy()
-            correct += int((pred == labels[start : start + batch_size]).sum())
-    return correct / max(len(points), 1)
+        pred = model.forward_head(features).argmax(dim=1).cpu().numpy()  # type: ignore[operator]
+    return float((pred == labels).mean()) if len(pred) else 0.0
 
 
 def checkpoint_metadata(
