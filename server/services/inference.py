@@ -218,14 +218,16 @@ class InferenceService:
                 f"up_axis=auto for segment uses the embed model's OOD statistics; version {embed.info.version} "
                 "has none (run `crosspoint calibrate`)",
             )
-        out = await self.backend.infer(embed, {"points": auto_candidates(prepared.points[None])})
+        candidates = auto_candidates(prepared.points[None])
+        out = await self.backend.infer(embed, {"points": candidates})
         choice = auto_choice(trust, out["embedding"])
         assert choice is not None  # a calibrated version always has a rule
         best, scores = choice
         per_axis = {axis: float(scores[i]) for i, axis in enumerate(AUTO_UP_AXES)}
-        points = auto_candidates(prepared.points[None])[best]
         return replace(
-            prepared, points=points, receipt=oriented_receipt(prepared.receipt, AUTO_UP_AXES[best], per_axis)
+            prepared,
+            points=candidates[best],
+            receipt=oriented_receipt(prepared.receipt, AUTO_UP_AXES[best], per_axis),
         )
 
     # --- request plumbing shared by the tasks ---
