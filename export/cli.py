@@ -15,6 +15,10 @@ from typing import Annotated
 
 import typer
 
+# The options `precision` and `calibrate` share: both act on existing versions of a repository.
+_Repository = Annotated[Path, typer.Option(help="Model repository holding the versions")]
+_Version = Annotated[int | None, typer.Option(min=1, help="Version (default: each model's latest)")]
+
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the root CLI."""
@@ -100,15 +104,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("precision")
     def precision_command(
-        repository: Annotated[Path, typer.Option(help="Model repository holding the versions")] = Path(
-            "model_repository"
-        ),
+        repository: _Repository = Path("model_repository"),
         models: Annotated[
             list[str] | None, typer.Option("--models", "-m", help="embed/classify/segment (default: all)")
         ] = None,
-        version: Annotated[
-            int | None, typer.Option(min=1, help="Version (default: each model's latest)")
-        ] = None,
+        version: _Version = None,
         shapes: Annotated[int, typer.Option(min=1, help="Shapes of the shared test split")] = 256,
     ) -> None:
         """Check reduced precision (OpenVINO bf16, f32) against fp32 on test shapes; write precision.json."""
@@ -117,15 +117,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("calibrate")
     def calibrate_command(
-        repository: Annotated[Path, typer.Option(help="Model repository holding the versions")] = Path(
-            "model_repository"
-        ),
+        repository: _Repository = Path("model_repository"),
         models: Annotated[
             list[str] | None, typer.Option("--models", "-m", help="embed and/or classify (default: both)")
         ] = None,
-        version: Annotated[
-            int | None, typer.Option(min=1, help="Version (default: each model's latest)")
-        ] = None,
+        version: _Version = None,
         fit_per_class: Annotated[
             int, typer.Option(min=0, help="Fitting shapes per class for the OOD statistics (0 = all)")
         ] = 0,
