@@ -58,6 +58,16 @@ def augment_point_view(points: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return pts.astype(np.float32)
 
 
+def quarter_turn(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One of the 8 headings an axis-aligned upload can have once its up axis is right: a quarter turn
+    about +y (0-3) and a mirror of x with probability 1/2. These are what `up_axis=auto` leaves open, so a
+    classifier trained under them answers the same for every signed axis permutation it picks up."""
+    turn = rotation_about_y(0.5 * np.pi * rng.integers(4)).round()
+    if rng.random() < 0.5:
+        turn = turn * np.array([-1.0, 1.0, 1.0])  # mirror x after the turn
+    return (np.asarray(points, dtype=np.float64) @ turn.T).astype(np.float32)
+
+
 def scale_translate(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Classification-training augmentation of the DGCNN code CrossPoint builds on (`translate_pointcloud`
     in `datasets/shapenet_part.py`): anisotropic scale U[2/3, 3/2] and shift U[-0.2, 0.2] per axis."""

@@ -22,6 +22,7 @@ from crosspoint.augment import (
     color_jitter,
     image_to_tensor,
     normalize_image,
+    quarter_turn,
 )
 from crosspoint.geometry import normalize_unit_sphere
 
@@ -147,3 +148,18 @@ def test_color_jitter_factors_stay_in_range_and_keep_grey_grey() -> None:
         assert torch.allclose(out[0], out[1]) and torch.allclose(out[1], out[2])  # saturation: no colour
         # brightness U[0.6, 1.4]; contrast/saturation leave a flat grey image unchanged
         assert 0.3 - 1e-6 <= float(out.mean()) <= 0.7 + 1e-6
+
+
+def test_quarter_turn_draws_the_8_headings_and_keeps_up(cloud: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        out = quarter_turn(cloud, rng)
+        assert out.dtype == np.float32 and out.shape == cloud.shape
+        # Recover the 3x3 map from the pairs: a signed permutation that leaves y (up) where it was.
+        turn, *_ = np.linalg.lstsq(cloud.astype(np.float64), out.astype(np.float64), rcond=None)
+        turn = turn.T.round(6)
+        assert np.array_equal(np.abs(turn).sum(axis=0), [1, 1, 1]) and set(np.abs(turn).ravel()) == {0, 1}
+        assert turn[1, 1] == 1.0
+        seen.add(tuple(turn.ravel()))
+    assert len(seen) == 8  # 4 quarter turns x (mirrored or not)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from crosspoint.augment import augment_image, augment_point_view, scale_translate
+from crosspoint.augment import augment_image, augment_point_view, quarter_turn, scale_translate
 from crosspoint.data.sets import PartSet, PointCloudSet
 from crosspoint.render import ViewStore
 
@@ -30,10 +30,13 @@ class _EpochSeeded:
 
 class PointDataset(_EpochSeeded, Dataset):
     """`{"points": float32 [N, 3], "label": int64}`; `augment=True` adds the DGCNN classification
-    augmentation (anisotropic scale + shift, `augment.scale_translate`) and shuffles the point order."""
+    augmentation (anisotropic scale + shift, `augment.scale_translate`) and shuffles the point order;
+    `turns=True` first turns each cloud to one of its 8 axis-aligned headings (`augment.quarter_turn`)."""
 
-    def __init__(self, data: PointCloudSet, augment: bool = False, seed: int = 0) -> None:
-        self.data, self.augment, self.seed = data, augment, int(seed)
+    def __init__(
+        self, data: PointCloudSet, augment: bool = False, seed: int = 0, turns: bool = False
+    ) -> None:
+        self.data, self.augment, self.seed, self.turns = data, augment, int(seed), turns
 
     def __len__(self) -> int:
         return len(self.data)
@@ -42,7 +45,8 @@ class PointDataset(_EpochSeeded, Dataset):
         points = self.data.points[index]
         if self.augment:
             rng = self.rng(index)
-            points = scale_translate(points[rng.permutation(len(points))], rng)
+            points = points[rng.permutation(len(points))]
+            points = scale_translate(quarter_turn(points, rng) if self.turns else points, rng)
         return {
             "points": torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)),
             "label": torch.tensor(int(self.data.labels[index]), dtype=torch.int64),

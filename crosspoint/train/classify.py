@@ -6,8 +6,10 @@ Starts from a classifier checkpoint (a CrossPoint backbone + the linear head `tr
 frozen embeddings) or from a bare backbone (a fresh linear head). The linear probe is capped by what the
 frozen features separate (cup/vase, flower_pot/plant, night_stand/dresser, table/desk: docs/training.md);
 fine-tuning moves the features. Recipe: AdamW, a smaller learning rate for the backbone than for the head,
-cosine per step, the reference's smoothed cross-entropy (0.2) and the DGCNN classification augmentation
-(anisotropic scale + shift, point shuffle) on the prepared points the gateway also feeds the model.
+cosine per step, smoothed cross-entropy (`label_smoothing`; 0 keeps the init head's logit scale), the DGCNN classification augmentation
+(anisotropic scale + shift, point shuffle) plus the 8 axis-aligned headings (`up_axis=auto` picks the
+up axis, not the heading) on the prepared points the gateway also feeds the model. The first
+`head_warmup_steps` train the head alone (the init head never saw augmented clouds).
 10% of train (stratified, seeded) is held out: it picks the best checkpoint; the test split is only
 reported. Resumable mid-epoch (state every `save_every_steps` and at each epoch end).
 """
@@ -33,11 +35,16 @@ from crosspoint.train.state import load_state, save_state, start_run
 
 
 def build_model(cfg: ClassifyTrainConfig, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
-    """The init checkpoint's network with a `num_classes` linear head; its head is kept when it fits."""
+    """The init checkpoint's network with a `num_classes` linear head: zeros, or the init's head when
+    `keep_head` and it fits."""
     source = checkpoint.load(cfg.init)
     args = {**asdict(source.model.config), "num_classes": num_classes, "head": "linear"}
     model = create_model(source.model_name, **args)
     loaded = load_pretrained(model, cfg.init)
+    if not cfg.keep_head:
+        for p in model.head.parameters():  # type: ignore[union-attr]
+            nn.init.zeros_(p)
+        loaded["head"] = "zeros"
     init = {**loaded, "weights_sha256": source.config.get("weights_sha256"), "preprocess": source.preprocess}
     return model, init
 
@@ -158,7 +165,7 @@ def setup(cfg: ClassifyTrainConfig, resume: bool = False) -> FineTuning:
     else:
         meta["init_val"] = t.val_accuracy()
         print(f"init: validation top-1 {meta['init_val']:.4f}")
-    t.dataset = PointDataset(fit, augment=True, seed=cfg.seed)
+    t.dataset = PointDataset(fit, augment=True, seed=cfg.seed, turns=cfg.turns)
     print(
         f"fine-tuning on {len(fit)} train shapes ({len(val)} validation, {len(test)} test), {device}, "
         f"{precision}: {t.steps_per_epoch} steps/epoch x {cfg.epochs} epochs, batch {cfg.batch_size}"
@@ -231,8 +238,14 @@ def train_step(t: FineTuning, batch: dict[str, torch.Tensor]) -> tuple[float, fl
     lr_scale = rt.cosine_lr(t.meta["step"], t.total_steps, 1.0, cfg.lr_min_ratio)
     for group, base in zip(t.optimizer.param_groups, (cfg.lr, cfg.head_lr), strict=True):
         group["lr"] = base * lr_scale
+    # The init head was fitted on unaugmented clouds: left alone it would send large wrong gradients
+    # into the backbone for the first steps, so it first learns the augmented features (BN statistics
+    # adapt meanwhile: train mode, no backbone gradients).
+    warming = t.meta["step"] < cfg.head_warmup_steps
     with rt.autocast(t.device, t.precision):
-        logits = t.model(batch["points"].to(t.device)).float()
+        with torch.set_grad_enabled(not warming):
+            features = t.model.forward_features(batch["points"].to(t.device))  # type: ignore[operator]
+        logits = t.model.forward_head(features).float()  # type: ignore[operator]
     loss = smoothed_cross_entropy(logits, batch["label"].to(t.device), cfg.label_smoothing)
     t.optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -369,6 +369,9 @@ def test_point_dataset_items(small_set: PointCloudSet) -> None:
     assert torch.equal(a, aug[1]["points"]) and not torch.equal(a, plain["points"])
     aug.set_epoch(1)
     assert not torch.equal(a, aug[1]["points"])
+    # Turns come before the scale/shift: the turned item is a different cloud of the same shape.
+    turned = PointDataset(small_set, augment=True, seed=3, turns=True)[1]["points"]
+    assert turned.shape == a.shape and not torch.equal(turned, a)
 
 
 def test_part_dataset_shuffle_keeps_point_label_pairs() -> None:

@@ -20,6 +20,7 @@ def _config(tmp_path: Path, out: str, **overrides: object) -> ClassifyTrainConfi
     settings: dict[str, object] = {
         "init": str(init), "out": str(tmp_path / out), "num_points": 512, "train_limit": 120,
         "test_limit": 40, "batch_size": 8, "epochs": 1, "save_every_steps": 2, "device": "cpu", "precision": "fp32",
+        "head_warmup_steps": 1,
     }  # fmt: skip
     settings.update(overrides)
     return ClassifyTrainConfig(**settings)  # type: ignore[arg-type]
@@ -47,3 +48,18 @@ def test_resume_mid_epoch_is_bit_exact(tmp_path: Path) -> None:
     b = checkpoint.load(tmp_path / "cut" / "last.safetensors").model.state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_head_warmup_trains_the_head_alone(tmp_path: Path) -> None:
+    init = checkpoint.load(_config(tmp_path, "x").init).model.state_dict()
+    train(_config(tmp_path, "warm", max_steps=2, head_warmup_steps=2, keep_head=False))
+    warm = checkpoint.load(tmp_path / "warm" / "last.safetensors").model
+    assert not torch.equal(warm.head.weight, torch.zeros_like(warm.head.weight))
+    trained = {k: v for k, v in warm.state_dict().items() if k in init and "running" not in k}
+    assert all(torch.equal(v, init[k]) for k, v in trained.items() if "num_batches" not in k)
+    # BatchNorm ran in train mode meanwhile: its statistics follow the augmented clouds.
+    stats = [k for k in init if k.endswith("running_mean")]
+    assert any(not torch.equal(warm.state_dict()[k], init[k]) for k in stats)
+    train(_config(tmp_path, "after", max_steps=3, head_warmup_steps=2))
+    after = checkpoint.load(tmp_path / "after" / "last.safetensors").model.state_dict()
+    assert any(not torch.equal(after[k], init[k]) for k in trained)
