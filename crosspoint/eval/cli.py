@@ -1,4 +1,4 @@
-"""`crosspoint eval ...` commands: svm, fewshot, partseg. Each prints a table (or JSON with `--json`)
+"""`crosspoint eval ...` commands: svm, fewshot, partseg, classify, table, trust. Each prints a table (or JSON with `--json`)
 and writes the JSON document to `--out`. torch is imported inside the commands."""
 
 from __future__ import annotations
@@ -195,11 +195,53 @@ def partseg(
     _emit(doc, as_json, out, table)
 
 
+@app.command("classify")
+def classify_command(
+    repository: Annotated[str, typer.Option(help="Model repository.")] = "model_repository",
+    version: Annotated[int | None, typer.Option(help="classify version (default: latest).")] = None,
+    picture: Annotated[str | None, typer.Option(help="Write the confusion matrix (PNG) here.")] = None,
+    curves: Annotated[
+        str | None, typer.Option(help="Write the fine-tuning run's learning curves (PNG) here.")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="Checkpoint whose training history --curves draws.")
+    ] = None,
+    as_json: Annotated[bool, _JSON] = False,
+    out: Annotated[str | None, _OUT] = None,
+    cache_dir: Annotated[str, typer.Option(help="Cache of graph outputs.")] = ".cache/calibrate",
+) -> None:
+    """Top-1, per-class accuracy and confusions of the served classify graph (ONNX) on prepared test rows."""
+    from rich.table import Table
+
+    from crosspoint.eval.classify import confusion_picture, evaluate_classify, learning_curves
+
+    doc = evaluate_classify(Path(repository), version, cache_dir=Path(cache_dir))
+    title = f"classify v{doc['version']}: ModelNet40 test ({doc['protocol']['test_rows']} shapes), "
+    if picture:
+        confusion_picture(doc, Path(picture), title + f"top-1 {100 * doc['top1']:.1f}%")
+    if curves:
+        from crosspoint.checkpoint import read_config
+
+        if checkpoint is None:
+            raise typer.BadParameter("--curves needs --checkpoint (the fine-tuned checkpoint)")
+        history = read_config(checkpoint)["training"]["history"]
+        learning_curves(history, Path(curves), f"fine-tuning {Path(checkpoint).name}")
+    table = Table(
+        title=title + f"top-1 {100 * doc['top1']:.1f}%, mean class {100 * doc['mean_class_accuracy']:.1f}%"
+    )
+    for column in ("true", "answered", "count"):
+        table.add_column(column)
+    for row in doc["largest_confusions"]:
+        table.add_row(row["true"], row["predicted"], f"{row['count']} of {row['of']}")
+    _emit(doc, as_json, out, table)
+
+
 @app.command("table")
 def table_command(
     svm: Annotated[str, typer.Option(help="JSON from `crosspoint eval svm --out`.")],
     fewshot: Annotated[str, typer.Option(help="JSON from `crosspoint eval fewshot --out`.")],
     partseg: Annotated[str | None, typer.Option(help="JSON from `crosspoint eval partseg --out`.")] = None,
+    classify: Annotated[str | None, typer.Option(help="JSON from `crosspoint eval classify --out`.")] = None,
     readme: Annotated[
         str | None, typer.Option(help="Rewrite this file's accuracy-table section instead of printing.")
     ] = None,
@@ -207,7 +249,7 @@ def table_command(
     """The markdown accuracy table (shipped vs random weights vs the paper) from saved eval JSON."""
     from crosspoint.eval.table import render_files, replace_section
 
-    table = render_files(svm, fewshot, partseg)
+    table = render_files(svm, fewshot, partseg, classify)
     if readme is None:
         typer.echo(table)
         return

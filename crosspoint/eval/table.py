@@ -1,4 +1,4 @@
-"""The README accuracy table, rendered from the JSON documents `crosspoint eval svm|fewshot|partseg
+"""The README accuracy table, rendered from the JSON documents `crosspoint eval svm|fewshot|partseg|classify
 --out` wrote, so the table can only say what the evaluations measured (a test compares the two)."""
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def render(svm: dict[str, Any], fewshot: dict[str, Any], partseg: dict[str, Any] | None = None) -> str:
+def render(
+    svm: dict[str, Any],
+    fewshot: dict[str, Any],
+    partseg: dict[str, Any] | None = None,
+    classify: dict[str, Any] | None = None,
+) -> str:
     """Markdown rows: measure | shipped | same network, random weights | paper."""
     pre, rnd = svm["results"]["pretrained"], svm["results"]["random"]
     n_train, n_test = svm["data"]["train"], svm["data"]["test"]
@@ -38,6 +43,12 @@ def render(svm: dict[str, Any], fewshot: dict[str, Any], partseg: dict[str, Any]
         f"| linear SVM, test (variant chosen on validation) | {_pct(pre['best']['test_accuracy'])} "
         f"| {_pct(rnd['best']['test_accuracy'])} | {PAPER['svm']} |",
     ]
+    if classify is not None:
+        # A random-weight classifier answers at chance; the paper reports no fine-tuned number to match.
+        rows.append(
+            f"| served `classify` v{classify['version']} top-1, test (ONNX on prepared points) "
+            f"| {_pct(classify['top1'])} | {_pct(1 / len(classify['per_class']))} (chance) | - |"
+        )
     for ways, shots in ((5, 10), (5, 20), (10, 10), (10, 20)):
         setting = f"{ways}way_{shots}shot"
         cells = [
@@ -65,10 +76,15 @@ def render(svm: dict[str, Any], fewshot: dict[str, Any], partseg: dict[str, Any]
     return "\n".join(rows)
 
 
-def render_files(svm: str | Path, fewshot: str | Path, partseg: str | Path | None = None) -> str:
-    docs = [json.loads(Path(p).read_text()) for p in (svm, fewshot)]
-    seg = json.loads(Path(partseg).read_text()) if partseg else None
-    return render(docs[0], docs[1], seg)
+def render_files(
+    svm: str | Path,
+    fewshot: str | Path,
+    partseg: str | Path | None = None,
+    classify: str | Path | None = None,
+) -> str:
+    svm_doc, fewshot_doc = (json.loads(Path(p).read_text()) for p in (svm, fewshot))
+    seg, cls = (json.loads(Path(p).read_text()) if p else None for p in (partseg, classify))
+    return render(svm_doc, fewshot_doc, seg, cls)
 
 
 def replace_section(text: str, table: str) -> str:
