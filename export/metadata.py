@@ -125,8 +125,9 @@ class ServingMetadata:
         return dict(self.checkpoint.get("training") or {})
 
     def head_split(self) -> tuple[float, int]:
-        """The validation fraction and seed the class head was trained with (0.1, 0 if unknown)."""
-        head = self.training.get("head_config") or {}
+        """The validation fraction and seed the class head was trained with (0.1, 0 if unknown): a
+        fitted linear head's, or a fine-tuning run's (both split train with `train_val_split`)."""
+        head = self.training.get("head_config") or self.training.get("classify_config") or {}
         return float(head.get("val_fraction", 0.1)), int(head.get("seed", 0))
 
     @classmethod

@@ -113,3 +113,15 @@ def test_max_batch_size_read_from_the_text_matches_tritons_schema(tmp_path: Path
     (tmp_path / "m" / "config.pbtxt").write_text(text)
     assert repository.read_max_batch_size(tmp_path, "m") == parse_config(text).max_batch_size
     assert repository.read_max_batch_size(tmp_path, "absent") == 0
+
+
+@pytest.mark.parametrize(
+    ("training", "split"),
+    [
+        ({"task": "linear_head", "head_config": {"val_fraction": 0.2, "seed": 3}}, (0.2, 3)),
+        ({"task": "classify_finetune", "classify_config": {"val_fraction": 0.15, "seed": 7}}, (0.15, 7)),
+        ({"task": "pretrain"}, (0.1, 0)),
+    ],
+)
+def test_head_split_is_the_one_the_head_was_trained_with(training: dict[str, Any], split: tuple) -> None:
+    assert ServingMetadata(checkpoint={"training": training}).head_split() == split
