@@ -191,9 +191,10 @@ def test_readme_accuracy_table_is_what_crosspoint_eval_wrote() -> None:
     from crosspoint.checkpoint import read_config
     from crosspoint.eval.table import END, START, render_files
 
-    files = [RESULTS / f"eval_{name}.json" for name in ("svm", "fewshot", "partseg")]
-    svm, fewshot, partseg = (json.loads(p.read_text()) for p in files)
-    # The tables score the backbone the shipped classifier was built on, and the shipped segmenter.
+    files = [RESULTS / f"eval_{name}.json" for name in ("svm", "fewshot", "partseg", "classify")]
+    svm, fewshot, partseg, classify = (json.loads(p.read_text()) for p in files)
+    # The tables score the backbone the shipped classifier was built on, the shipped segmenter and the
+    # served classify version.
     backbone_sha = read_config(WEIGHTS / CHECKPOINTS["classify"])["training"]["source_weights_sha256"]
     for doc in (svm, fewshot):
         assert doc["results"]["pretrained"]["network"]["weights_sha256"] == backbone_sha
@@ -205,6 +206,9 @@ def test_readme_accuracy_table_is_what_crosspoint_eval_wrote() -> None:
     assert (
         svm["data"]["test"] == 2336 and svm["protocol"]["num_points"] == 1024
     )  # the whole shared test split
+    assert classify["version"] == repository.latest_version(COMMITTED, "classify")
+    assert classify["checkpoint"]["sha256"] == _sha256(WEIGHTS / CHECKPOINTS["classify"])
+    assert classify["protocol"]["test_rows"] == 2336
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index(START) + len(START) : readme.index(END)]
     assert section.strip() == render_files(*files).strip(), (
