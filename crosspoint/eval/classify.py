@@ -21,10 +21,10 @@ from export.repository import ONNX_FILE, read_model_metadata, version_dir
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """counts[true, predicted]."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
-    return matrix
+    """counts[true, predicted], every class a row and a column even when no test row has it."""
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(labels, predicted, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def summarize(matrix: np.ndarray, class_names: list[str], top: int = 15) -> dict[str, Any]:

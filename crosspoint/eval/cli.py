@@ -215,15 +215,15 @@ def classify_command(
 
     from crosspoint.eval.classify import confusion_picture, evaluate_classify, learning_curves
 
+    if curves and checkpoint is None:  # before the minutes of graph runs, not after
+        raise typer.BadParameter("--curves needs --checkpoint (the fine-tuned checkpoint)")
     doc = evaluate_classify(Path(repository), version, cache_dir=Path(cache_dir))
     title = f"classify v{doc['version']}: ModelNet40 test ({doc['protocol']['test_rows']} shapes), "
     if picture:
         confusion_picture(doc, Path(picture), title + f"top-1 {100 * doc['top1']:.1f}%")
-    if curves:
+    if curves and checkpoint is not None:
         from crosspoint.checkpoint import read_config
 
-        if checkpoint is None:
-            raise typer.BadParameter("--curves needs --checkpoint (the fine-tuned checkpoint)")
         history = read_config(checkpoint)["training"]["history"]
         learning_curves(history, Path(curves), f"fine-tuning {Path(checkpoint).name}")
     table = Table(

@@ -101,7 +101,9 @@ class ClassifyTrainConfig:
     head_warmup_steps: int = option(
         100, "First steps train the head only, on the backbone's train-mode features (no backbone grads)."
     )
-    keep_head: bool = option(True, "Start from the init checkpoint's head when it fits (else a zero head).")
+    keep_head: bool = option(
+        True, "Start from the init checkpoint's head when it has one that fits (--no-keep-head: a zero head)."
+    )
     turns: bool = option(True, "Turn each training cloud to one of its 8 axis-aligned headings.")
     num_points: int = 1024
     val_fraction: float = option(0.1, "Held-out share of train; picks the best checkpoint.")
