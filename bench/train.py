@@ -1,6 +1,6 @@
 """Training-step speed: the fp32 reference form against the fast path, interleaved in one run.
 
-    python -m bench.train                       # reference setting + CPU recipe (about 30 min here)
+    python -m bench.train                       # reference setting + CPU recipe (about 11 min on a quiet machine)
     python -m bench.train --settings cpu        # the CPU recipe only
     python -m bench.train --quick               # smoke run: tiny clouds, one round
 

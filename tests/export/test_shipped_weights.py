@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "model_repository"
 WEIGHTS = ROOT / "weights"
 RESULTS = ROOT / "docs" / "results"
+# The checkpoint each served model was exported from (embed and classify may share one).
 CHECKPOINTS = {
+    "embed": "crosspoint_dgcnn_cls.safetensors",
     "classify": "crosspoint_dgcnn_cls.safetensors",
     "segment": "crosspoint_dgcnn_partseg.safetensors",
 }
@@ -64,14 +66,16 @@ def _run(
 
 @pytest.fixture(scope="module")
 def random_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The committed checkpoints' networks, same configs and metadata, default-initialised, exported."""
+    """The committed checkpoints' networks, same configs and metadata, default-initialised, exported.
+
+    The embed checkpoint's twin serves embed and classify: a fine-tuned classifier is the same network."""
     from crosspoint import checkpoint
     from crosspoint.eval.run import random_twin
     from export import export_checkpoints
 
     root = tmp_path_factory.mktemp("random")
     paths = []
-    for name in CHECKPOINTS.values():
+    for name in (CHECKPOINTS["embed"], CHECKPOINTS["segment"]):
         loaded = checkpoint.load(WEIGHTS / name)
         twin = random_twin(loaded.model, loaded.model_name, seed=0)
         paths.append(root / name)
@@ -103,7 +107,7 @@ def modelnet() -> dict[str, np.ndarray]:
 
 
 def test_committed_checkpoints_are_the_ones_exported() -> None:
-    for model, name in [("embed", CHECKPOINTS["classify"]), *CHECKPOINTS.items()]:
+    for model, name in CHECKPOINTS.items():
         version = repository.latest_version(COMMITTED, model)
         assert version is not None
         source = repository.read_model_metadata(COMMITTED, model, version).checkpoint
@@ -113,41 +117,44 @@ def test_committed_checkpoints_are_the_ones_exported() -> None:
 
 
 @pytest.fixture(scope="module")
-def classified(random_repository: Path, modelnet: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """The served classify graph's logits and embeddings, shipped and random weights."""
+def classified(random_repository: Path, modelnet: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The served classify graph's test logits, shipped and random weights."""
+    return {
+        label: _run(_session(repo, "classify"), ["logits"], points=modelnet["test_x"])[0]
+        for label, repo in {"shipped": COMMITTED, "random": random_repository}.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def embedded(random_repository: Path, modelnet: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The served embed graph's embeddings of the probe and test rows, shipped and random weights."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for label, repo in {"shipped": COMMITTED, "random": random_repository}.items():
-        session = _session(repo, "classify")
+        session = _session(repo, "embed")
         for split in ("probe", "test"):
-            logits, embedding = _run(session, ["logits", "embedding"], points=modelnet[f"{split}_x"])
-            out.setdefault(label, {}).update({f"{split}_logits": logits, f"{split}_embedding": embedding})
+            (out.setdefault(label, {})[split],) = _run(session, ["embedding"], points=modelnet[f"{split}_x"])
     return out
 
 
 def test_classify_beats_random_weights(
-    classified: dict[str, dict[str, np.ndarray]], modelnet: dict[str, np.ndarray]
+    classified: dict[str, np.ndarray], modelnet: dict[str, np.ndarray]
 ) -> None:
     accuracy = {
-        label: float((outputs["test_logits"].argmax(1) == modelnet["test_y"]).mean())
-        for label, outputs in classified.items()
+        label: float((logits.argmax(1) == modelnet["test_y"]).mean()) for label, logits in classified.items()
     }
     # Random weights sit near chance (1/40); the shipped head was fitted on frozen pretrained features.
     assert accuracy["shipped"] >= 0.80 and accuracy["shipped"] - accuracy["random"] >= 0.6, accuracy
 
 
 def test_embedding_beats_random_weights_under_the_linear_probe(
-    classified: dict[str, dict[str, np.ndarray]], modelnet: dict[str, np.ndarray]
+    embedded: dict[str, dict[str, np.ndarray]], modelnet: dict[str, np.ndarray]
 ) -> None:
     from crosspoint.eval.svm import svm_both
 
-    # The served embed graph embeds exactly as the served classify graph (same backbone).
-    session = _session(COMMITTED, "embed")
-    (embed,) = _run(session, ["embedding"], points=modelnet["test_x"][:16])
-    np.testing.assert_allclose(embed, classified["shipped"]["test_embedding"][:16], rtol=1e-4, atol=1e-4)
     scores = {}
-    for label, outputs in classified.items():
+    for label, outputs in embedded.items():
         results = svm_both(
-            outputs["probe_embedding"], modelnet["probe_y"], outputs["test_embedding"], modelnet["test_y"],
+            outputs["probe"], modelnet["probe_y"], outputs["test"], modelnet["test_y"],
             Cs=(0.01, 0.1, 1.0, 10.0), seed=0,
         )  # fmt: skip
         scores[label] = {v: r.test_accuracy for v, r in results.items()}
@@ -193,9 +200,9 @@ def test_readme_accuracy_table_is_what_crosspoint_eval_wrote() -> None:
 
     files = [RESULTS / f"eval_{name}.json" for name in ("svm", "fewshot", "partseg", "classify")]
     svm, fewshot, partseg, classify = (json.loads(p.read_text()) for p in files)
-    # The tables score the backbone the shipped classifier was built on, the shipped segmenter and the
+    # The tables score the backbone the served embed graph was built on, the shipped segmenter and the
     # served classify version.
-    backbone_sha = read_config(WEIGHTS / CHECKPOINTS["classify"])["training"]["source_weights_sha256"]
+    backbone_sha = read_config(WEIGHTS / CHECKPOINTS["embed"])["training"]["source_weights_sha256"]
     for doc in (svm, fewshot):
         assert doc["results"]["pretrained"]["network"]["weights_sha256"] == backbone_sha
         assert doc["results"]["random"]["network"]["weights_sha256"] is None
