@@ -98,6 +98,19 @@ def test_train(tmp_path: Path) -> None:
     assert all(r["clouds_per_s"] > 0 for r in rows)
 
 
+def test_train_check(tmp_path: Path) -> None:
+    require(MODELNET)
+    from bench.train_check import RUNS, main
+
+    main(["--quick", "--out", str(tmp_path)])
+    document = check_outputs(tmp_path, "train_check", ("runs",))
+    rows = {r["run"]: r for r in document["tables"]["runs"]}
+    assert set(rows) == set(RUNS) and all(r["steps"] >= 2 for r in rows.values())
+    # the reference run is its own baseline; the others are measured against it
+    assert rows["fp32"]["max_window_diff_vs_fp32"] == 0.0
+    assert set(document["curves"]) == set(RUNS)
+
+
 def test_soak(tiny_repository: Path, tmp_path: Path) -> None:
     from bench.soak import main
 
