@@ -151,6 +151,11 @@ def test_embedding_beats_random_weights_under_the_linear_probe(
 ) -> None:
     from crosspoint.eval.svm import svm_both
 
+    if CHECKPOINTS["embed"] == CHECKPOINTS["classify"]:
+        # one checkpoint: the served classify graph embeds exactly as the served embed graph
+        session = _session(COMMITTED, "classify")
+        (embedding,) = _run(session, ["embedding"], points=modelnet["test_x"][:16])
+        np.testing.assert_allclose(embedding, embedded["shipped"]["test"][:16], rtol=1e-4, atol=1e-4)
     scores = {}
     for label, outputs in embedded.items():
         results = svm_both(
